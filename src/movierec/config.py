@@ -1,0 +1,256 @@
+"""Typed, validated parameters read from ``params.yaml``.
+
+Every stage reads its parameters through :func:`load_params`, so a typo, a wrong
+type or an out-of-range value fails before any work with one message naming the
+key (``data.split.ratios``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from movierec.errors import ConfigError
+
+DATASETS = (
+    "ml-100k",
+    "ml-1m",
+    "ml-10m",
+    "ml-20m",
+    "ml-25m",
+    "ml-32m",
+    "ml-latest-small",
+    "custom",
+    "synthetic",
+)
+
+
+def _fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"params.yaml: `{key}` {message}")
+
+
+@dataclass
+class CustomData:
+    """Files of a user's own data set (``data.dataset: custom``)."""
+
+    ratings: str = ""
+    items: str = ""
+    users: str = ""
+
+
+@dataclass
+class SyntheticData:
+    """Sizes of the generated data set with planted low-rank structure."""
+
+    n_users: int = 943
+    n_items: int = 1682
+    n_ratings: int = 100_000
+    rank: int = 8
+    noise: float = 0.35
+    rating_step: float = 0.5
+
+    def validate(self, key: str) -> None:
+        for name in ("n_users", "n_items", "n_ratings", "rank"):
+            if getattr(self, name) < 1:
+                raise _fail(f"{key}.{name}", "must be at least 1")
+        if self.n_ratings > self.n_users * self.n_items // 2:
+            raise _fail(
+                f"{key}.n_ratings",
+                f"({self.n_ratings}) must be at most half of n_users * n_items "
+                f"({self.n_users * self.n_items // 2}); raise n_users or n_items",
+            )
+        if self.noise < 0:
+            raise _fail(f"{key}.noise", "must be >= 0")
+        if self.rating_step < 0 or self.rating_step > 1:
+            raise _fail(f"{key}.rating_step", "must be in [0, 1] (0 keeps ratings continuous)")
+
+
+@dataclass
+class SplitParams:
+    """How ratings are cut into train / val / test, per user."""
+
+    strategy: Literal["random", "temporal"] = "random"
+    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    min_user_ratings: int = 3
+
+    def validate(self, key: str) -> None:
+        if len(self.ratios) != 3:
+            raise _fail(f"{key}.ratios", "must list three numbers: train, val, test")
+        if any(r < 0 for r in self.ratios):
+            raise _fail(f"{key}.ratios", f"must not be negative (got {self.ratios})")
+        if not math.isclose(sum(self.ratios), 1.0, abs_tol=1e-6):
+            raise _fail(
+                f"{key}.ratios", f"must sum to 1 (got {self.ratios}, sum {sum(self.ratios):g})"
+            )
+        if self.ratios[0] <= 0:
+            raise _fail(f"{key}.ratios", "needs a positive train share")
+        if self.min_user_ratings < 1:
+            raise _fail(f"{key}.min_user_ratings", "must be at least 1")
+
+
+@dataclass
+class SequenceParams:
+    """History windows for the sequence models."""
+
+    length: int = 6
+    pad_item: int = -1
+
+    def validate(self, key: str) -> None:
+        if self.length < 1:
+            raise _fail(f"{key}.length", "must be at least 1")
+        if self.pad_item >= 0:
+            raise _fail(f"{key}.pad_item", "must be negative so it never collides with an item id")
+
+
+@dataclass
+class DataParams:
+    """Which data set, where to find it, and how to prepare it."""
+
+    dataset: str = "ml-100k"
+    mirror: str = ""
+    duplicates: Literal["last", "mean", "error"] = "last"
+    custom: CustomData = field(default_factory=CustomData)
+    synthetic: SyntheticData = field(default_factory=SyntheticData)
+    split: SplitParams = field(default_factory=SplitParams)
+    sequences: SequenceParams = field(default_factory=SequenceParams)
+
+    def validate(self, key: str) -> None:
+        if self.dataset not in DATASETS:
+            raise _fail(
+                f"{key}.dataset",
+                f"is {self.dataset!r}, which is not a known data set; use one of: "
+                + ", ".join(DATASETS),
+            )
+        if self.dataset == "custom" and not self.custom.ratings:
+            raise _fail(
+                f"{key}.custom.ratings", "must name a ratings file when data.dataset is custom"
+            )
+
+
+@dataclass
+class Params:
+    """Everything in params.yaml."""
+
+    seed: int = 42
+    data: DataParams = field(default_factory=DataParams)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, key: str) -> None:
+        if self.seed < 0:
+            raise _fail("seed", "must be a non-negative integer")
+
+
+# Sections owned by later stages; they are validated by their own modules.
+_PASS_THROUGH = ("train", "models", "evaluate", "embed", "ensemble", "tune", "report", "bench")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise _fail(key, f"is {value!r}; allowed: {', '.join(map(str, allowed))}")
+        return value
+    if origin in (Union, types.UnionType):
+        errors = []
+        for arm in get_args(tp):
+            if arm is type(None) and value is None:
+                return None
+            try:
+                return _convert(value, arm, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise errors[-1] if errors else _fail(key, "has an unexpected type")
+    if origin is list:
+        if not isinstance(value, list):
+            raise _fail(key, f"must be a list, got {value!r}")
+        (item_type,) = get_args(tp)
+        return [_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(key, f"must be a mapping, got {value!r}")
+        _, val_type = get_args(tp)
+        return {k: _convert(v, val_type, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(key, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(key, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise _fail(key, f"must be finite, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise _fail(key, f"must be a string, got {value!r}")
+        return value
+    raise _fail(key, f"has unsupported type {_type_name(tp)}")
+
+
+def _build(cls: Any, raw: Any, key: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise _fail(key or "(top level)", f"must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else unknown[0]
+        raise _fail(where, f"is not a known parameter; known here: {', '.join(sorted(names))}")
+    kwargs = {
+        name: _convert(value, hints[name], f"{key}.{name}" if key else name)
+        for name, value in raw.items()
+    }
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate(key)
+    return obj
+
+
+def parse_params(raw: dict[str, Any] | None) -> Params:
+    """Validate a params mapping (as loaded from YAML) into :class:`Params`."""
+    raw = dict(raw or {})
+    extra = {k: raw.pop(k) for k in list(raw) if k in _PASS_THROUGH}
+    params = _build(Params, raw, "")
+    params.extra = extra
+    return params
+
+
+def build_section(cls: Any, raw: Any, key: str) -> Any:
+    """Validate one section owned by a later module (``train``, ``models.mf``...)."""
+    return _build(cls, raw, key)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; every problem is a :class:`ConfigError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: not found; run from the project root (where dvc.yaml is)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(raw)

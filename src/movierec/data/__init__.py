@@ -1,0 +1,1 @@
+"""Data: release registry, download, parsing, split, matrices, sequences."""

@@ -1,0 +1,360 @@
+"""Parse each release's native files into canonical polars frames.
+
+This is the only module that knows file formats. Every parser returns
+:class:`RawData`: ``ratings`` (user_id, item_id, rating, timestamp), ``items``
+(item_id, title, genres, year) and, where the release has them, ``users``
+(user_id plus demographics). Malformed input raises :class:`DataError` naming the
+file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from movierec.data.releases import RELEASES
+from movierec.errors import DataError
+
+RATING_MIN, RATING_MAX = 0.5, 5.0
+_YEAR = r"\((\d{4})\)\s*$"
+
+
+@dataclass
+class RawData:
+    """A data set as parsed, before reindexing and splitting."""
+
+    ratings: pl.DataFrame
+    items: pl.DataFrame
+    users: pl.DataFrame | None
+    has_timestamps: bool
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: line {line}: not valid {encoding} text ({err.reason}); "
+            "the file is corrupt or saved in another encoding"
+        ) from None
+
+
+def _first_bad_line(
+    text: str, sep: str, n_fields: int, numeric: dict[int, str], header: bool
+) -> str | None:
+    """Slow path, only after the fast reader failed: find the first malformed line."""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if header and lineno == 1 or not line.strip():
+            continue
+        fields = line.split(sep) if sep != "," else next(csv.reader([line]))
+        if len(fields) != n_fields:
+            return f"line {lineno}: expected {n_fields} fields, found {len(fields)}: {line[:80]!r}"
+        for index, name in numeric.items():
+            try:
+                float(fields[index])
+            except ValueError:
+                if not fields[index].strip():
+                    return f"line {lineno}: empty {name} field"
+                return f"line {lineno}: {name} {fields[index]!r} is not a number"
+    return None
+
+
+def _read_table(
+    path: Path,
+    *,
+    sep: str,
+    names: list[str],
+    dtypes: dict[str, pl.DataType],
+    encoding: str = "utf-8",
+    header: bool = False,
+    required: list[str] | None = None,
+) -> pl.DataFrame:
+    """Read a delimited file with a fixed column list; multi-char separators allowed."""
+    if not path.is_file():
+        raise DataError(
+            f"{path}: missing; the raw data folder is incomplete (re-run `dvc repro download`)"
+        )
+    text = _read_text(path, encoding)
+    body = text.replace(sep, "\x1f") if len(sep) > 1 else text
+    single = "\x1f" if len(sep) > 1 else sep
+    schema = {n: dtypes.get(n, pl.String) for n in names}
+    try:
+        frame = pl.read_csv(
+            io.StringIO(body) if body else io.StringIO(""),
+            separator=single,
+            has_header=header,
+            new_columns=names if not header else None,
+            schema=schema,
+            quote_char='"' if sep == "," else None,
+            truncate_ragged_lines=False,
+        )
+    except Exception as err:  # polars raises several error types for bad rows
+        raise _malformed(
+            path, text, sep, names, dtypes, header, f"could not be parsed ({err})"
+        ) from None
+    required = [n for n in (names if required is None else required)]
+    if required and frame.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
+        raise _malformed(path, text, sep, names, dtypes, header, "has an empty field")
+    return frame
+
+
+def _malformed(path, text, sep, names, dtypes, header, fallback) -> DataError:
+    numeric = {i: n for i, n in enumerate(names) if dtypes.get(n) not in (None, pl.String)}
+    where = _first_bad_line(text, sep, len(names), numeric, header)
+    return DataError(f"{path}: {where or fallback}; fix or re-download the file")
+
+
+def _check_ratings(frame: pl.DataFrame, path: Path, header: bool) -> pl.DataFrame:
+    """Reject nulls and ratings off the scale, naming the first bad line."""
+    offset = 2 if header else 1
+    bad = frame.with_row_index("_row").filter(
+        pl.any_horizontal(pl.col("user_id", "item_id", "rating").is_null())
+        | ~pl.col("rating").is_between(RATING_MIN, RATING_MAX)
+        | ~pl.col("rating").is_finite()
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        line = row["_row"] + offset
+        if row["rating"] is None or row["user_id"] is None or row["item_id"] is None:
+            raise DataError(f"{path}: line {line}: empty user, item or rating field")
+        raise DataError(
+            f"{path}: line {line}: rating {row['rating']:g} is off the {RATING_MIN:g}..{RATING_MAX:g} scale"
+        )
+    if frame.height == 0:
+        raise DataError(f"{path}: holds no ratings")
+    return frame
+
+
+def _with_year(items: pl.DataFrame) -> pl.DataFrame:
+    return items.with_columns(
+        pl.col("title")
+        .str.strip_chars()
+        .str.extract(_YEAR, 1)
+        .cast(pl.Int32, strict=False)
+        .alias("year")
+    )
+
+
+def _split_genres(col: str = "genres") -> pl.Expr:
+    return (
+        pl.col(col)
+        .fill_null("")
+        .str.split("|")
+        .list.eval(
+            pl.element().filter((pl.element() != "") & (pl.element() != "(no genres listed)"))
+        )
+    )
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def parse_100k(folder: Path) -> RawData:
+    rel = RELEASES["ml-100k"]
+    ratings = _read_table(
+        folder / "u.data",
+        sep="\t",
+        names=["user_id", "item_id", "rating", "timestamp"],
+        dtypes={
+            "user_id": pl.Int64,
+            "item_id": pl.Int64,
+            "rating": pl.Float32,
+            "timestamp": pl.Int64,
+        },
+    )
+    ratings = _check_ratings(ratings, folder / "u.data", header=False)
+    genre_table = _read_table(
+        folder / "u.genre",
+        sep="|",
+        names=["genre", "index"],
+        dtypes={"index": pl.Int64},
+        required=[],
+    ).drop_nulls()
+    genre_names = genre_table.sort("index")["genre"].to_list()
+    names = ["item_id", "title", "release", "video", "url"] + [
+        f"g{k}" for k in range(len(genre_names))
+    ]
+    raw_items = _read_table(
+        folder / "u.item",
+        sep="|",
+        names=names,
+        dtypes={"item_id": pl.Int64},
+        encoding=rel.encoding,
+        required=["item_id", "title"],
+    )
+    flags = [pl.when(pl.col(f"g{k}") == "1").then(pl.lit(g)) for k, g in enumerate(genre_names)]
+    items = raw_items.select(
+        "item_id",
+        "title",
+        pl.concat_list(flags)
+        .list.drop_nulls()
+        .list.eval(pl.element().filter(pl.element() != "unknown"))
+        .alias("genres"),
+    )
+    users = _read_table(
+        folder / "u.user",
+        sep="|",
+        names=["user_id", "age", "gender", "occupation", "zip"],
+        dtypes={"user_id": pl.Int64, "age": pl.Int32},
+    ).select("user_id", "gender", "age", "occupation", "zip")
+    return RawData(ratings, _with_year(items), users, has_timestamps=True)
+
+
+def parse_dat(folder: Path, release: str) -> RawData:
+    rel = RELEASES[release]
+    ratings = _read_table(
+        folder / "ratings.dat",
+        sep="::",
+        names=["user_id", "item_id", "rating", "timestamp"],
+        dtypes={
+            "user_id": pl.Int64,
+            "item_id": pl.Int64,
+            "rating": pl.Float32,
+            "timestamp": pl.Int64,
+        },
+    )
+    ratings = _check_ratings(ratings, folder / "ratings.dat", header=False)
+    items = _read_table(
+        folder / "movies.dat",
+        sep="::",
+        names=["item_id", "title", "genres"],
+        dtypes={"item_id": pl.Int64},
+        encoding=rel.encoding,
+        required=["item_id", "title"],
+    )
+    items = items.with_columns(_split_genres())
+    users = None
+    if rel.has_demographics:
+        users = _read_table(
+            folder / "users.dat",
+            sep="::",
+            names=["user_id", "gender", "age", "occupation", "zip"],
+            dtypes={"user_id": pl.Int64, "age": pl.Int32},
+        )
+    return RawData(ratings, _with_year(items), users, has_timestamps=True)
+
+
+def parse_csv_release(folder: Path) -> RawData:
+    ratings = _read_table(
+        folder / "ratings.csv",
+        sep=",",
+        header=True,
+        names=["userId", "movieId", "rating", "timestamp"],
+        dtypes={
+            "userId": pl.Int64,
+            "movieId": pl.Int64,
+            "rating": pl.Float32,
+            "timestamp": pl.Int64,
+        },
+    ).rename({"userId": "user_id", "movieId": "item_id"})
+    ratings = _check_ratings(ratings, folder / "ratings.csv", header=True)
+    items = _read_table(
+        folder / "movies.csv",
+        sep=",",
+        header=True,
+        names=["movieId", "title", "genres"],
+        dtypes={"movieId": pl.Int64},
+        required=["movieId", "title"],
+    ).rename({"movieId": "item_id"})
+    return RawData(
+        ratings, _with_year(items.with_columns(_split_genres())), None, has_timestamps=True
+    )
+
+
+def _read_any(path: Path) -> pl.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema_length=10_000)
+    except Exception as err:
+        raise DataError(f"{path}: could not be read as {path.suffix[1:]} ({err})") from None
+
+
+def _find(folder: Path, role: str) -> Path | None:
+    for suffix in (".parquet", ".csv"):
+        if (folder / f"{role}{suffix}").is_file():
+            return folder / f"{role}{suffix}"
+    return None
+
+
+def _require(frame: pl.DataFrame, path: Path, needed: list[str]) -> None:
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; a custom {path.stem} file needs "
+            f"{', '.join(needed)} (found {', '.join(frame.columns)})"
+        )
+
+
+def parse_custom(folder: Path) -> RawData:
+    path = _find(folder, "ratings")
+    if path is None:
+        raise DataError(f"{folder}: no ratings.csv or ratings.parquet (set data.custom.ratings)")
+    frame = _read_any(path)
+    _require(frame, path, ["user_id", "item_id", "rating"])
+    has_ts = "timestamp" in frame.columns and frame["timestamp"].null_count() < frame.height
+    try:
+        ratings = frame.select(
+            "user_id",
+            "item_id",
+            pl.col("rating").cast(pl.Float32),
+            (pl.col("timestamp") if has_ts else pl.lit(None)).cast(pl.Int64).alias("timestamp"),
+        )
+    except Exception as err:
+        raise DataError(f"{path}: rating or timestamp column is not numeric ({err})") from None
+    ratings = _check_ratings(ratings, path, header=path.suffix == ".csv")
+
+    item_path = _find(folder, "items")
+    if item_path is not None:
+        items = _read_any(item_path)
+        _require(items, item_path, ["item_id", "title"])
+        genres = (
+            _split_genres()
+            if "genres" in items.columns and items["genres"].dtype == pl.String
+            else (
+                pl.col("genres")
+                if "genres" in items.columns
+                else pl.lit([], dtype=pl.List(pl.String)).alias("genres")
+            )
+        )
+        items = items.select(
+            pl.col("item_id").cast(ratings["item_id"].dtype),
+            pl.col("title").cast(pl.String),
+            genres,
+        )
+    else:
+        items = pl.DataFrame(
+            schema={
+                "item_id": ratings["item_id"].dtype,
+                "title": pl.String,
+                "genres": pl.List(pl.String),
+            }
+        )
+    users = None
+    user_path = _find(folder, "users")
+    if user_path is not None:
+        users = _read_any(user_path)
+        _require(users, user_path, ["user_id"])
+        users = users.with_columns(pl.col("user_id").cast(ratings["user_id"].dtype))
+    return RawData(ratings, _with_year(items), users, has_timestamps=has_ts)
+
+
+def parse_release(folder: Path, dataset: str) -> RawData:
+    """Parse ``folder`` (the download stage's output) for data set ``dataset``."""
+    if dataset in ("custom", "synthetic"):
+        return parse_custom(folder)
+    layout = RELEASES[dataset].layout
+    if layout == "ml-100k":
+        return parse_100k(folder)
+    if layout == "dat":
+        return parse_dat(folder, dataset)
+    return parse_csv_release(folder)

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic data and the real MovieLens mirror when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from movierec.config import SyntheticData
+from movierec.data.synthetic import SyntheticSet, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _find_mirror() -> Path | None:
+    env = os.environ.get("MOVIELENS_MIRROR")
+    candidates = [Path(env)] if env and "://" not in env else []
+    candidates.append(ROOT.parent / "shared" / "data" / "movielens")
+    for path in candidates:
+        if (path / "ml-100k" / "u.data").is_file():
+            return path
+    return None
+
+
+MIRROR = _find_mirror()
+needs_mirror = pytest.mark.skipif(MIRROR is None, reason="real MovieLens mirror not available")
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if MIRROR is None:
+        pytest.skip("real MovieLens mirror not available")
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg() -> SyntheticData:
+    return SyntheticData(n_users=60, n_items=90, n_ratings=1800, rank=4, noise=0.3, rating_step=0.5)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_cfg: SyntheticData) -> SyntheticSet:
+    return generate(tiny_cfg, seed=7)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their mirror explicitly; an exported one must not leak in."""
+    monkeypatch.delenv("MOVIELENS_MIRROR", raising=False)

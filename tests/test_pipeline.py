@@ -1,0 +1,98 @@
+"""End to end: `dvc repro` of download + preprocess in a fresh copy of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    "stages",
+    "src",
+    ".dvc/config",
+    ".dvc/.gitignore",
+]
+
+
+def _project(tmp_path: Path) -> Path:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(
+                src, proj / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
+        elif src.exists():
+            (proj / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, proj / name)
+    subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+    return proj
+
+
+def _run(proj: Path, *args: str, mirror: Path | None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MOVIELENS_MIRROR", None)
+    if mirror is not None:
+        env["MOVIELENS_MIRROR"] = str(mirror)
+    return subprocess.run(args, cwd=proj, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_repro_preprocess_then_nothing_to_do(mirror: Path, tmp_path: Path):
+    proj = _project(tmp_path)
+    first = _run(proj, "dvc", "repro", "preprocess", mirror=mirror)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for name in (
+        "ratings.parquet",
+        "users.parquet",
+        "items.parquet",
+        "matrices.npz",
+        "sequences.npz",
+    ):
+        assert (proj / "data" / "processed" / name).is_file()
+    stats = json.loads((proj / "metrics" / "data.json").read_text())
+    assert (stats["ratings"]["total"], stats["users"], stats["items"]) == (100_000, 943, 1_682)
+    second = _run(proj, "dvc", "repro", "preprocess", mirror=mirror)
+    assert second.returncode == 0
+    assert "Running stage" not in second.stdout
+    assert "up to date" in second.stdout
+
+
+def test_bad_param_fails_with_one_line(tmp_path: Path):
+    proj = _project(tmp_path)
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["data"]["split"]["ratios"] = [0.9, 0.2, -0.1]
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _run(proj, "python", "stages/download.py", mirror=None)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: params.yaml: `data.split.ratios`")
+    assert "Traceback" not in result.stderr
+    assert not (proj / "data" / "raw").exists()
+
+
+def test_offline_without_mirror_is_one_clear_message(tmp_path: Path):
+    proj = _project(tmp_path)
+    env_proxy = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    os.environ.update(env_proxy)
+    try:
+        result = _run(proj, "python", "stages/download.py", mirror=None)
+    finally:
+        for key in env_proxy:
+            os.environ.pop(key, None)
+    assert result.returncode == 1
+    assert "MOVIELENS_MIRROR" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (proj / "data" / "raw" / "ml-100k").exists()
