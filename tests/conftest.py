@@ -48,3 +48,26 @@ def tiny(tiny_cfg: SyntheticData) -> SyntheticSet:
 def _no_ambient_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests choose their mirror explicitly; an exported one must not leak in."""
     monkeypatch.delenv("MOVIELENS_MIRROR", raising=False)
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path, tiny: SyntheticSet, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with processed tiny synthetic data and a params.yaml, as cwd."""
+    import yaml
+
+    from movierec.config import parse_params
+    from movierec.data.preprocess import preprocess
+    from movierec.data.synthetic import write_custom
+
+    raw = tmp_path / "data" / "raw" / "synthetic"
+    write_custom(tiny, raw)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["dataset"] = "synthetic"
+    for section in params["models"].values():
+        if isinstance(section, dict) and "epochs" in section:
+            section["epochs"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    parsed = parse_params(params)
+    preprocess(raw, tmp_path / "data" / "processed", parsed.data, parsed.seed)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -55,6 +55,9 @@ class SyntheticData:
     rank: int = 8
     noise: float = 0.35
     rating_step: float = 0.5
+    spread: float = (
+        1.0  # scales biases and latent factors (smaller: fewer ratings clipped at 1 and 5)
+    )
 
     def validate(self, key: str) -> None:
         for name in ("n_users", "n_items", "n_ratings", "rank"):
@@ -68,6 +71,8 @@ class SyntheticData:
             )
         if self.noise < 0:
             raise _fail(f"{key}.noise", "must be >= 0")
+        if self.spread <= 0:
+            raise _fail(f"{key}.spread", "must be positive")
         if self.rating_step < 0 or self.rating_step > 1:
             raise _fail(f"{key}.rating_step", "must be in [0, 1] (0 keeps ratings continuous)")
 

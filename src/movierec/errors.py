@@ -22,3 +22,7 @@ class DataError(MovierecError):
 
 class DownloadError(DataError):
     """A release could not be fetched or verified."""
+
+
+class LookupFailed(MovierecError):
+    """An unknown user, movie or title on the command line (exit code 2)."""

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from movierec.errors import MovierecError
+from movierec.errors import LookupFailed, MovierecError
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ def run_cli(main: Callable[[], T], *, exit_code: int = 1) -> T:
         return main()
     except MovierecError as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(exit_code) from None
+        raise SystemExit(2 if isinstance(err, LookupFailed) else exit_code) from None
     except KeyboardInterrupt:
         print(
             "interrupted: outputs are written atomically, nothing half-written was kept; "

@@ -83,11 +83,11 @@ def generate(cfg: SyntheticData, seed: int) -> SyntheticSet:
     """Generate ``cfg.n_ratings`` distinct (user, item) ratings, deterministically from ``seed``."""
     rng = np.random.default_rng(seed)
     n_users, n_items, n = cfg.n_users, cfg.n_items, cfg.n_ratings
-    scale = (0.5 / cfg.rank) ** 0.25
+    scale = (0.5 / cfg.rank) ** 0.25 * cfg.spread**0.5  # <p, q> has std ~0.7 * spread
     p = rng.normal(0.0, scale, (n_users, cfg.rank)).astype(np.float32)
     q = rng.normal(0.0, scale, (n_items, cfg.rank)).astype(np.float32)
-    b_user = rng.normal(0.0, 0.3, n_users).astype(np.float32)
-    b_item = rng.normal(0.0, 0.35, n_items).astype(np.float32)
+    b_user = rng.normal(0.0, 0.3 * cfg.spread, n_users).astype(np.float32)
+    b_item = rng.normal(0.0, 0.35 * cfg.spread, n_items).astype(np.float32)
 
     # Long-tailed activity and popularity, like the real releases.
     user_w = rng.lognormal(0.0, 1.0, n_users)

@@ -1,0 +1,100 @@
+"""Read the ``data/processed`` contract back for training and evaluation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from movierec.data.matrices import load_matrices
+from movierec.errors import DataError
+
+
+@dataclass
+class SplitArrays:
+    """Rating triples of one split as numpy arrays."""
+
+    user: np.ndarray
+    item: np.ndarray
+    rating: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+
+@dataclass
+class Processed:
+    """Everything the models read, loaded once."""
+
+    folder: Path
+    meta: dict[str, Any]
+    ratings: pl.DataFrame
+    splits: dict[str, SplitArrays] = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.meta["n_users"])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.meta["n_items"])
+
+    @property
+    def rating_range(self) -> tuple[float, float]:
+        return float(self.meta["rating_min"]), float(self.meta["rating_max"])
+
+    @property
+    def rating_levels(self) -> np.ndarray:
+        levels = self.meta.get("rating_levels") or []
+        if not levels:
+            lo, hi = self.rating_range
+            levels = list(np.arange(lo, hi + 0.25, 0.5))
+        return np.asarray(levels, dtype=np.float32)
+
+    @cached_property
+    def matrices(self) -> dict[str, sp.csr_matrix]:
+        return load_matrices(self.folder / "matrices.npz")
+
+    @cached_property
+    def users(self) -> pl.DataFrame:
+        return pl.read_parquet(self.folder / "users.parquet")
+
+    @cached_property
+    def items(self) -> pl.DataFrame:
+        return pl.read_parquet(self.folder / "items.parquet")
+
+    @cached_property
+    def sequences(self) -> dict[str, np.ndarray]:
+        with np.load(self.folder / "sequences.npz") as f:
+            return {k: f[k] for k in f.files}
+
+    def seen(self, splits: tuple[str, ...] = ("train", "val")) -> sp.csr_matrix:
+        """Binary user x item matrix of the ratings in ``splits`` (excluded from top-N)."""
+        total = sum((self.matrices[s] for s in splits), sp.csr_matrix((self.n_users, self.n_items)))
+        total = sp.csr_matrix(total, dtype=np.float32)
+        total.data[:] = 1.0
+        return total
+
+
+def load_processed(folder: str | Path = "data/processed") -> Processed:
+    """Load ``data/processed``; a missing folder gets a message saying which stage to run."""
+    folder = Path(folder)
+    if not (folder / "meta.json").is_file():
+        raise DataError(f"{folder}: no processed data; run `dvc repro preprocess` first")
+    meta = json.loads((folder / "meta.json").read_text())
+    ratings = pl.read_parquet(folder / "ratings.parquet")
+    splits = {}
+    for name in ("train", "val", "test"):
+        part = ratings.filter(pl.col("split") == name)
+        splits[name] = SplitArrays(
+            part["user"].to_numpy().astype(np.int64),
+            part["item"].to_numpy().astype(np.int64),
+            part["rating"].to_numpy().astype(np.float32),
+        )
+    return Processed(folder, meta, ratings, splits)

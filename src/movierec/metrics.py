@@ -1,0 +1,111 @@
+"""Rating and ranking metrics, vectorised over users.
+
+Ranking metrics take a ``(n_users, k)`` matrix of recommended item ids (``-1``
+where a user had fewer than ``k`` candidates) and a boolean relevance matrix of
+the same shape, plus each user's number of relevant items. Conventions:
+``precision@k = hits / k`` (a short list is not rewarded), ``recall@k = hits /
+|relevant|``, ``ndcg@k`` with binary gains and the ideal list of
+``min(|relevant|, k)`` hits, ``map@k`` averaging precision at each hit over
+``min(|relevant|, k)``. Users with no relevant item are left out of the average
+(their recall is undefined), and the number of users ranked is reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rating_metrics(pred: np.ndarray, truth: np.ndarray, levels: np.ndarray) -> dict[str, float]:
+    """RMSE / MAE / MSE, the same after rounding to the nearest level, and exact-match accuracy."""
+    pred = np.asarray(pred, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if pred.shape != truth.shape or pred.size == 0:
+        raise ValueError("predictions and truth must be non-empty and of the same shape")
+    err = pred - truth
+    rounded = round_to_levels(pred, levels)
+    rerr = rounded - truth
+    mse = float(np.mean(err**2))
+    return {
+        "rmse": float(np.sqrt(mse)),
+        "mae": float(np.mean(np.abs(err))),
+        "mse": mse,
+        "rmse_rounded": float(np.sqrt(np.mean(rerr**2))),
+        "mae_rounded": float(np.mean(np.abs(rerr))),
+        "accuracy_rounded": float(np.mean(np.isclose(rounded, truth))),
+    }
+
+
+def round_to_levels(pred: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Snap each prediction to the nearest rating level (ties go to the lower level)."""
+    levels = np.sort(np.asarray(levels, dtype=np.float64))
+    idx = np.clip(np.searchsorted(levels, pred), 1, len(levels) - 1)
+    lower, upper = levels[idx - 1], levels[idx]
+    return np.where(pred - lower <= upper - pred, lower, upper)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores per row, best first; ties go to the lower index.
+
+    Entries equal to ``-inf`` are never recommended: rows with fewer than ``k``
+    finite scores are padded with ``-1``. Exact and O(n_items) per row (no full sort).
+    """
+    n_rows, n_cols = scores.shape
+    kk = min(k, n_cols)
+    if kk <= 0 or n_rows == 0:
+        return np.full((n_rows, k), -1, dtype=np.int64)
+    neg = -scores
+    kth = -np.partition(neg, kk - 1, axis=1)[:, kk - 1 : kk]  # k-th largest value per row
+    above = scores > kth
+    tied = scores == kth
+    need = kk - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= need))
+    rows, cols = np.nonzero(chosen)  # row-major: exactly kk per row
+    cols = cols.reshape(n_rows, kk)
+    vals = np.take_along_axis(scores, cols, axis=1)
+    order = _rowwise_order(vals, cols)
+    ranked = np.take_along_axis(cols, order, axis=1)
+    ranked = np.where(np.isneginf(np.take_along_axis(vals, order, axis=1)), -1, ranked)
+    if kk < k:
+        ranked = np.pad(ranked, ((0, 0), (0, k - kk)), constant_values=-1)
+    return ranked
+
+
+def _rowwise_order(vals: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    # cols are ascending within each row (from nonzero), so a stable sort on -vals
+    # keeps lower item ids first among equal scores.
+    return np.argsort(-vals, axis=1, kind="stable")
+
+
+def ranking_metrics(
+    recommended: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray, k: int
+) -> dict[str, float]:
+    """Precision, recall, NDCG, MAP and hit rate at ``k``, averaged over users with relevant items."""
+    recommended = recommended[:, :k]
+    hits = (relevant[:, :k] & (recommended >= 0)).astype(np.float64)
+    keep = n_relevant > 0
+    hits, n_rel = hits[keep], n_relevant[keep].astype(np.float64)
+    if hits.shape[0] == 0:
+        return {f"{m}@{k}": float("nan") for m in ("precision", "recall", "ndcg", "map", "hit")} | {
+            "users_ranked": 0
+        }
+    n_hits = hits.sum(axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = hits @ discounts
+    ideal_len = np.minimum(n_rel, k).astype(np.int64)
+    idcg = np.cumsum(discounts)[ideal_len - 1]
+    precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at_i * hits).sum(axis=1) / np.minimum(n_rel, k)
+    return {
+        f"precision@{k}": float(np.mean(n_hits / k)),
+        f"recall@{k}": float(np.mean(n_hits / n_rel)),
+        f"ndcg@{k}": float(np.mean(dcg / idcg)),
+        f"map@{k}": float(np.mean(ap)),
+        f"hit@{k}": float(np.mean(n_hits > 0)),
+        "users_ranked": int(hits.shape[0]),
+    }
+
+
+def coverage(recommended: np.ndarray, n_items: int) -> float:
+    """Share of the catalogue recommended to at least one user."""
+    ids = recommended[recommended >= 0]
+    return float(np.unique(ids).size / n_items) if n_items else 0.0

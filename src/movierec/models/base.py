@@ -1,0 +1,94 @@
+"""The interface every model family implements, and what fitting records.
+
+Conventions follow scikit-learn: the constructor holds only hyper-parameters,
+``fit`` learns state (attributes ending in ``_``), ``predict`` scores
+(user, item) pairs and ``score_users`` returns a full row of scores per user for
+top-N ranking. ``save`` / ``load`` round-trip the learned state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from movierec.dataset import Processed
+from movierec.errors import MovierecError
+from movierec.io import atomic_path
+
+
+@dataclass
+class FitContext:
+    """What a model needs besides its data: seed, device and a per-epoch logger."""
+
+    seed: int = 42
+    device: str = "auto"
+    amp: bool = True
+    progress: bool | None = None
+    log_epoch: Callable[[dict[str, float]], None] | None = None
+
+
+@dataclass
+class FitReport:
+    """What fitting records for the metrics files."""
+
+    train_seconds: float
+    epochs: int
+    best_epoch: int
+    seconds_to_best: float
+    device: str = "cpu"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Recommender:
+    """Base class: one rating predictor and full-row scorer over the processed data."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ()  # extra inputs: "sequences", "demographics", "genres"
+    # True when score_users returns predicted ratings (then evaluation reuses the rows for RMSE).
+    scores_are_ratings: ClassVar[bool] = True
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    # -- learning ---------------------------------------------------------------------------
+    def fit(self, data: Processed, ctx: FitContext) -> FitReport:
+        raise NotImplementedError
+
+    # -- scoring ----------------------------------------------------------------------------
+    def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """Predicted ratings for aligned arrays of user and item ids."""
+        raise NotImplementedError
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        """``(len(users), n_items)`` scores; higher means more recommended."""
+        raise NotImplementedError
+
+    # -- persistence ------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, np.ndarray], data: Processed) -> None:
+        raise NotImplementedError
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "model.npz", ".npz") as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **self.state())
+        with atomic_path(folder / "params.json") as tmp:
+            tmp.write_text(
+                json.dumps({"model": self.name, "params": asdict(self.params)}, indent=2) + "\n"
+            )
+
+    def load_state(self, folder: Path, data: Processed) -> None:
+        path = folder / "model.npz"
+        if not path.is_file():
+            raise MovierecError(
+                f"{path}: no trained {self.name} model; run `dvc repro train@{self.name}`"
+            )
+        with np.load(path) as f:
+            self.set_state({k: f[k] for k in f.files}, data)

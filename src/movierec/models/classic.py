@@ -1,0 +1,378 @@
+"""Classic baselines: biases, item-item kNN, truncated SVD, genre content-based.
+
+They are fitted in closed form or a few vectorised sweeps (numpy / scipy / torch
+for the kNN top-k), and share the regularised bias baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import svds
+
+from movierec.config import ConfigError
+from movierec.dataset import Processed
+from movierec.models.base import FitContext, FitReport, Recommender
+
+
+@dataclass
+class Baseline:
+    """Global mean plus regularised user and item biases."""
+
+    mu: float
+    b_user: np.ndarray
+    b_item: np.ndarray
+
+    def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        return (self.mu + self.b_user[user] + self.b_item[item]).astype(np.float32)
+
+    def rows(self, users: np.ndarray) -> np.ndarray:
+        return (self.mu + self.b_user[users][:, None] + self.b_item[None, :]).astype(np.float32)
+
+
+def fit_baseline(
+    data: Processed, reg_user: float, reg_item: float, sweeps: int, on_sweep=None
+) -> Baseline:
+    """Alternating closed-form updates of item then user biases (a few sweeps converge)."""
+    tr = data.splits["train"]
+    mu = float(tr.rating.mean())
+    n_u = np.bincount(tr.user, minlength=data.n_users)
+    n_i = np.bincount(tr.item, minlength=data.n_items)
+    b_user = np.zeros(data.n_users)
+    b_item = np.zeros(data.n_items)
+    for sweep in range(sweeps):
+        b_item = np.bincount(tr.item, tr.rating - mu - b_user[tr.user], data.n_items) / (
+            n_i + reg_item
+        )
+        b_user = np.bincount(tr.user, tr.rating - mu - b_item[tr.item], data.n_users) / (
+            n_u + reg_user
+        )
+        if on_sweep is not None:
+            on_sweep(sweep + 1, Baseline(mu, b_user, b_item))
+    return Baseline(mu, b_user, b_item)
+
+
+def residual_matrix(data: Processed, base: Baseline) -> sp.csr_matrix:
+    """Training ratings minus the baseline, as a CSR user x item matrix."""
+    tr = data.splits["train"]
+    res = tr.rating - base.predict(tr.user, tr.item)
+    return sp.csr_matrix(
+        (res.astype(np.float32), (tr.user, tr.item)), shape=(data.n_users, data.n_items)
+    )
+
+
+class _Classic(Recommender):
+    """Shared plumbing: a baseline, clipping to the rating range, one logged step."""
+
+    base_: Baseline
+    range_: tuple[float, float]
+
+    def _fit_base(self, data: Processed) -> None:
+        p = self.params
+        self.base_ = fit_baseline(data, p.reg_user, p.reg_item, p.sweeps)
+        self.range_ = data.rating_range
+
+    def _report(self, data: Processed, ctx: FitContext, start: float, epochs: int = 1) -> FitReport:
+        val = data.splits["val"]
+        entry: dict[str, float] = {"epoch": epochs, "seconds": time.perf_counter() - start}
+        if len(val):
+            err = self.predict(val.user, val.item) - val.rating
+            entry |= {
+                "val_rmse": float(np.sqrt(np.mean(err**2))),
+                "val_mae": float(np.mean(np.abs(err))),
+            }
+        if ctx.log_epoch is not None:
+            ctx.log_epoch(entry)
+        seconds = time.perf_counter() - start
+        return FitReport(seconds, epochs, epochs, seconds, "cpu", [entry])
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, *self.range_).astype(np.float32)
+
+    def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        out = np.empty(len(user), dtype=np.float32)
+        uniq, inv = np.unique(user, return_inverse=True)
+        for lo in range(0, len(uniq), 512):
+            rows = self.score_users(uniq[lo : lo + 512])
+            sel = (inv >= lo) & (inv < lo + 512)
+            out[sel] = rows[inv[sel] - lo, item[sel]]
+        return out
+
+    def _base_state(self) -> dict[str, np.ndarray]:
+        return {
+            "mu": np.array(self.base_.mu),
+            "b_user": self.base_.b_user,
+            "b_item": self.base_.b_item,
+            "range": np.array(self.range_),
+        }
+
+    def _set_base_state(self, state: dict[str, np.ndarray]) -> None:
+        self.base_ = Baseline(float(state["mu"]), state["b_user"], state["b_item"])
+        self.range_ = (float(state["range"][0]), float(state["range"][1]))
+
+
+# ------------------------------------------------------------------------------ bias
+
+
+@dataclass
+class BiasParams:
+    reg_user: float = 5.0
+    reg_item: float = 10.0
+    sweeps: int = 10
+
+    def validate(self, key: str) -> None:
+        if self.reg_user < 0 or self.reg_item < 0:
+            raise ConfigError(f"params.yaml: `{key}.reg_user` / `reg_item` must be >= 0")
+        if self.sweeps < 1:
+            raise ConfigError(f"params.yaml: `{key}.sweeps` must be at least 1")
+
+
+class BiasModel(_Classic):
+    """Global mean plus regularised user and item biases: the bar every model must beat."""
+
+    name = "bias"
+
+    def fit(self, data: Processed, ctx: FitContext) -> FitReport:
+        start = time.perf_counter()
+        self._fit_base(data)
+        return self._report(data, ctx, start, self.params.sweeps)
+
+    def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        return self._clip(self.base_.predict(user, item))
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        return self._clip(self.base_.rows(users))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self._base_state()
+
+    def set_state(self, state: dict[str, np.ndarray], data: Processed) -> None:
+        self._set_base_state(state)
+
+
+# ------------------------------------------------------------------------------ item kNN
+
+
+@dataclass
+class ItemKNNParams:
+    k: int = 100
+    shrink: float = 100.0
+    damping: float = 0.0
+    min_support: int = 2
+    max_items: int = 30000
+    reg_user: float = 5.0
+    reg_item: float = 10.0
+    sweeps: int = 10
+
+    def validate(self, key: str) -> None:
+        if self.k < 1:
+            raise ConfigError(f"params.yaml: `{key}.k` must be at least 1 (got {self.k})")
+        if self.shrink < 0 or self.damping < 0:
+            raise ConfigError(f"params.yaml: `{key}.shrink` and `damping` must be >= 0")
+
+
+def shrunk_similarity(res: sp.csr_matrix, shrink: float, min_support: int) -> np.ndarray:
+    """Pearson-baseline similarity of item residual columns, shrunk by co-rating support."""
+    binary = res.copy()
+    binary.data[:] = 1.0
+    dot = (res.T @ res).toarray()
+    sq = (res.multiply(res).T @ binary).toarray()  # [i, j]: sum of res_i^2 over users who rated j
+    norm = np.sqrt(sq * sq.T)
+    support = (binary.T @ binary).toarray()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sim = np.where(norm > 0, dot / norm, 0.0)
+    sim *= support / (support + shrink)
+    sim[support < min_support] = 0.0
+    np.fill_diagonal(sim, 0.0)
+    return sim.astype(np.float32)
+
+
+def keep_top_k(sim: np.ndarray, k: int) -> sp.csr_matrix:
+    """Each row's ``k`` largest similarities (ties to the lower column), as CSR."""
+    n = sim.shape[0]
+    k = min(k, n - 1) if n > 1 else 0
+    if k <= 0:
+        return sp.csr_matrix(sim.shape, dtype=np.float32)
+    cols = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(sim, cols, axis=1)
+    keep = vals > 0
+    rows = np.repeat(np.arange(n), k).reshape(n, k)
+    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=sim.shape)
+
+
+class ItemKNN(_Classic):
+    """Item-item neighbourhood model on baseline residuals (Sarwar et al. with model size k).
+
+    Each item keeps its ``k`` most similar items (shrunk Pearson-baseline, positive
+    only); a rating is the baseline plus the similarity-weighted average residual of
+    those neighbours the user rated. Scoring a block of users is two sparse products.
+    """
+
+    name = "item_knn"
+
+    def fit(self, data: Processed, ctx: FitContext) -> FitReport:
+        start = time.perf_counter()
+        p = self.params
+        if data.n_items > p.max_items:
+            raise ConfigError(
+                f"params.yaml: `models.item_knn.max_items` is {p.max_items}, but the data set has "
+                f"{data.n_items} items (the dense similarity matrix would need "
+                f"{data.n_items**2 * 4 / 2**30:.1f} GiB); raise it if you have the memory, or drop item_knn"
+            )
+        self._fit_base(data)
+        res = residual_matrix(data, self.base_)
+        self.neighbours_ = keep_top_k(shrunk_similarity(res, p.shrink, p.min_support), p.k)
+        self.res_ = res
+        return self._report(data, ctx, start)
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        res = self.res_[users]
+        binary = res.copy()
+        binary.data[:] = 1.0
+        nbr_t = self.neighbours_.T.tocsr()
+        num = np.asarray((res @ nbr_t).todense(), dtype=np.float32)
+        den = np.asarray((binary @ nbr_t).todense(), dtype=np.float32) + self.params.damping
+        adj = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        return self._clip(self.base_.rows(users) + adj)
+
+    def state(self) -> dict[str, np.ndarray]:
+        n = self.neighbours_
+        return self._base_state() | {
+            "nbr_data": n.data,
+            "nbr_indices": n.indices,
+            "nbr_indptr": n.indptr,
+            "res_data": self.res_.data,
+            "res_indices": self.res_.indices,
+            "res_indptr": self.res_.indptr,
+        }
+
+    def set_state(self, state: dict[str, np.ndarray], data: Processed) -> None:
+        self._set_base_state(state)
+        shape = (data.n_items, data.n_items)
+        self.neighbours_ = sp.csr_matrix(
+            (state["nbr_data"], state["nbr_indices"], state["nbr_indptr"]), shape=shape
+        )
+        self.res_ = sp.csr_matrix(
+            (state["res_data"], state["res_indices"], state["res_indptr"]),
+            shape=(data.n_users, data.n_items),
+        )
+
+
+# ------------------------------------------------------------------------------ SVD
+
+
+@dataclass
+class SVDParams:
+    rank: int = 20
+    reg_user: float = 5.0
+    reg_item: float = 10.0
+    sweeps: int = 10
+
+    def validate(self, key: str) -> None:
+        if self.rank < 1:
+            raise ConfigError(f"params.yaml: `{key}.rank` must be at least 1 (got {self.rank})")
+
+
+class SVDModel(_Classic):
+    """Truncated SVD of the baseline-centred training matrix (unrated cells are 0)."""
+
+    name = "svd"
+
+    def fit(self, data: Processed, ctx: FitContext) -> FitReport:
+        start = time.perf_counter()
+        self._fit_base(data)
+        res = residual_matrix(data, self.base_).astype(np.float64)
+        rank = min(self.params.rank, min(res.shape) - 1)
+        rng = np.random.default_rng(ctx.seed)
+        v0 = rng.uniform(-1, 1, min(res.shape))
+        u, s, vt = svds(res, k=rank, v0=v0)
+        self.user_f_ = (u * s).astype(np.float32)
+        self.item_f_ = vt.T.astype(np.float32)
+        return self._report(data, ctx, start)
+
+    def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        dot = np.einsum("ij,ij->i", self.user_f_[user], self.item_f_[item])
+        return self._clip(self.base_.predict(user, item) + dot)
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        return self._clip(self.base_.rows(users) + self.user_f_[users] @ self.item_f_.T)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self._base_state() | {"user_f": self.user_f_, "item_f": self.item_f_}
+
+    def set_state(self, state: dict[str, np.ndarray], data: Processed) -> None:
+        self._set_base_state(state)
+        self.user_f_, self.item_f_ = state["user_f"], state["item_f"]
+
+
+# ------------------------------------------------------------------------------ genre content
+
+
+@dataclass
+class ContentGenreParams:
+    year_weight: float = 0.5
+    damping: float = 1.0
+    reg_user: float = 5.0
+    reg_item: float = 10.0
+    sweeps: int = 10
+
+    def validate(self, key: str) -> None:
+        if self.year_weight < 0 or self.damping < 0:
+            raise ConfigError(f"params.yaml: `{key}.year_weight` and `damping` must be >= 0")
+
+
+def item_features(data: Processed, year_weight: float) -> np.ndarray:
+    """Unit-length rows of genre one-hots plus a weighted release-decade one-hot."""
+    items = data.items
+    genres = sorted({g for gs in items["genres"].to_list() for g in gs})
+    index = {g: k for k, g in enumerate(genres)}
+    years = items["year"].to_numpy(allow_copy=True)
+    decades = sorted({int(y) // 10 for y in years if y == y and y is not None and y > 0})
+    dindex = {d: k for k, d in enumerate(decades)}
+    feats = np.zeros((data.n_items, len(genres) + len(decades)), dtype=np.float32)
+    for row, gs in enumerate(items["genres"].to_list()):
+        for g in gs:
+            feats[row, index[g]] = 1.0
+    for row, y in enumerate(years):
+        if y == y and y is not None and y > 0:
+            feats[row, len(genres) + dindex[int(y) // 10]] = year_weight
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    return np.divide(feats, norms, out=np.zeros_like(feats), where=norms > 0)
+
+
+class ContentGenre(_Classic):
+    """The user's own residual ratings spread over genre and decade similarity of movies.
+
+    With cosine similarity of non-negative features, the similarity-weighted
+    average over everything the user rated factorises into two matrix products.
+    """
+
+    name = "content_genre"
+    needs = ("genres",)
+
+    def fit(self, data: Processed, ctx: FitContext) -> FitReport:
+        start = time.perf_counter()
+        self._fit_base(data)
+        feats = item_features(data, self.params.year_weight)
+        res = residual_matrix(data, self.base_)
+        binary = res.copy()
+        binary.data[:] = 1.0
+        self.feats_ = feats
+        self.num_ = np.asarray(res @ feats, dtype=np.float32)
+        self.den_ = np.asarray(binary @ feats, dtype=np.float32)
+        return self._report(data, ctx, start)
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        num = self.num_[users] @ self.feats_.T
+        den = self.den_[users] @ self.feats_.T + self.params.damping
+        return self._clip(self.base_.rows(users) + num / den)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self._base_state() | {"feats": self.feats_, "num": self.num_, "den": self.den_}
+
+    def set_state(self, state: dict[str, np.ndarray], data: Processed) -> None:
+        self._set_base_state(state)
+        self.feats_, self.num_, self.den_ = state["feats"], state["num"], state["den"]

@@ -1,0 +1,345 @@
+"""The embedding families: dot product, dot product with biases, MLP, MLP classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from movierec.config import ConfigError
+from movierec.dataset import Processed
+from movierec.models.torch_base import TorchRecommender
+from movierec.training import Optimizer, Schedule, TrainConfig
+
+Batch = dict[str, torch.Tensor]
+
+
+def _check_positive(key: str, **values: int | float) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"params.yaml: `{key}.{name}` must be positive (got {value})")
+
+
+# ------------------------------------------------------------------------------ mf
+
+
+class DotProduct(nn.Module):
+    """Rating = mean + <p_u, q_i> (the Keras CFModel design).
+
+    The fixed training mean (not learned) only spares the embeddings from spending
+    a dimension and large norms on the global offset; it converges much faster.
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        factors: int,
+        init_std: float,
+        reg: float = 0.0,
+        mean: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.reg = reg
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.user = nn.Embedding(n_users, factors)
+        self.item = nn.Embedding(n_items, factors)
+        nn.init.normal_(self.user.weight, 0.0, init_std)
+        nn.init.normal_(self.item.weight, 0.0, init_std)
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return self.mean + (self.user(batch["user"]) * self.item(batch["item"])).sum(-1)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        p, q = self.user(batch["user"]), self.item(batch["item"])
+        mse = F.mse_loss(self.mean + (p * q).sum(-1).float(), batch["rating"])
+        if self.reg:  # L2 on the embeddings in the batch (a Keras embeddings_regularizer)
+            mse = mse + self.reg * ((p.float() ** 2).sum(-1) + (q.float() ** 2).sum(-1)).mean()
+        return mse
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        return self.mean + self.user(users) @ self.item.weight.T
+
+
+@dataclass
+class MFParams(TrainConfig):
+    factors: int = 100
+    init_std: float = 0.1
+    reg: float = 0.0
+    optimizer: Optimizer = "adamax"
+    lr: float = 0.002
+    batch_size: int = 1024
+    epochs: int = 30
+    patience: int = 2
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _check_positive(key, factors=self.factors, init_std=self.init_std)
+
+
+class EmbeddingRecommender(TorchRecommender):
+    """Embedding models score whole rows with one matrix product."""
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        module = self.module_
+        if not hasattr(module, "score_users"):
+            return super().score_users(users)
+        with torch.no_grad():
+            module.eval()
+            u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
+            return module.score_users(u).float().cpu().numpy()
+
+
+class MF(EmbeddingRecommender):
+    name = "mf"
+
+    def build(self, data: Processed) -> nn.Module:
+        p = self.params
+        mean = float(data.splits["train"].rating.mean())
+        return DotProduct(data.n_users, data.n_items, p.factors, p.init_std, p.reg, mean)
+
+
+# ------------------------------------------------------------------------------ mf_bias
+
+
+class DotBias(nn.Module):
+    """Rating = lo + (hi - lo) * sigmoid(<p_u, q_i> + b_u + b_i) (the fastai EmbeddingDotBias design)."""
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        factors: int,
+        y_range: tuple[float, float],
+        init_std: float,
+    ) -> None:
+        super().__init__()
+        self.user = nn.Embedding(n_users, factors)
+        self.item = nn.Embedding(n_items, factors)
+        self.user_bias = nn.Embedding(n_users, 1)
+        self.item_bias = nn.Embedding(n_items, 1)
+        for emb in (self.user, self.item):
+            nn.init.normal_(emb.weight, 0.0, init_std)
+        for emb in (self.user_bias, self.item_bias):
+            nn.init.zeros_(emb.weight)
+        self.lo, self.hi = y_range
+
+    def _squash(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(x)
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        u, i = batch["user"], batch["item"]
+        dot = (self.user(u) * self.item(i)).sum(-1)
+        return self._squash(dot + self.user_bias(u).squeeze(-1) + self.item_bias(i).squeeze(-1))
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return F.mse_loss(self.predict(batch).float(), batch["rating"])
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        logits = self.user(users) @ self.item.weight.T
+        logits = logits + self.user_bias(users) + self.item_bias.weight.T
+        return self._squash(logits)
+
+
+@dataclass
+class MFBiasParams(TrainConfig):
+    factors: int = 50
+    init_std: float = 0.01
+    range_pad: float = 0.5
+    optimizer: Optimizer = "adamw"
+    lr: float = 0.005
+    weight_decay: float = 0.1
+    schedule: Schedule = "onecycle"
+    batch_size: int = 1024
+    epochs: int = 8
+    patience: int = 3
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _check_positive(key, factors=self.factors, init_std=self.init_std)
+        if self.range_pad < 0:
+            raise ConfigError(f"params.yaml: `{key}.range_pad` must be >= 0")
+
+
+class MFBias(EmbeddingRecommender):
+    name = "mf_bias"
+
+    def build(self, data: Processed) -> nn.Module:
+        p = self.params
+        lo, hi = data.rating_range
+        return DotBias(
+            data.n_users, data.n_items, p.factors, (lo - p.range_pad, hi + p.range_pad), p.init_std
+        )
+
+
+# ------------------------------------------------------------------------------ mlp
+
+
+class EmbeddingTrunk(nn.Module):
+    """User and movie embeddings, concatenated, through Linear -> ReLU -> BatchNorm -> Dropout."""
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        layers: list[int],
+        dropout: float,
+        emb_dropout: float,
+    ) -> None:
+        super().__init__()
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
+        nn.init.normal_(self.user.weight, 0.0, 0.01)
+        nn.init.normal_(self.item.weight, 0.0, 0.01)
+        self.emb_drop = nn.Dropout(emb_dropout)
+        blocks: list[nn.Module] = []
+        width = 2 * dim
+        for size in layers:
+            blocks += [nn.Linear(width, size), nn.ReLU(), nn.BatchNorm1d(size), nn.Dropout(dropout)]
+            width = size
+        self.blocks = nn.Sequential(*blocks)
+        self.out_dim = width
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        x = torch.cat([self.user(batch["user"]), self.item(batch["item"])], dim=-1)
+        return self.blocks(self.emb_drop(x))
+
+    @torch.no_grad()
+    def rows(self, users: torch.Tensor, budget: int = 1 << 25):
+        """Yield ``(start, features)`` for every (user, item) of ``users``, in blocks.
+
+        The first linear layer splits into a user part and an item part, so the
+        item part is computed once and added to each user's part (eval mode only).
+        """
+        first = self.blocks[0]
+        dim = self.user.embedding_dim
+        item_part = self.item.weight @ first.weight[:, dim:].T + first.bias  # (items, h)
+        user_part = self.user(users) @ first.weight[:, :dim].T  # (users, h)
+        n_items, hidden = item_part.shape
+        step = max(1, budget // (n_items * hidden))
+        for lo in range(0, users.shape[0], step):
+            x = (user_part[lo : lo + step, None, :] + item_part[None]).reshape(-1, hidden)
+            yield lo, self.blocks[1:](x)
+
+
+class EmbeddingMLP(nn.Module):
+    """Regression head: one rating, squashed into the padded rating range."""
+
+    def __init__(self, trunk: EmbeddingTrunk, y_range: tuple[float, float]) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.head = nn.Linear(trunk.out_dim, 1)
+        self.lo, self.hi = y_range
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(self.head(features).squeeze(-1))
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return self.output(self.trunk(batch))
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return F.mse_loss(self.predict(batch).float(), batch["rating"])
+
+
+class EmbeddingClassifier(nn.Module):
+    """Softmax over the rating levels; the predicted rating is the expectation."""
+
+    def __init__(self, trunk: EmbeddingTrunk, levels: np.ndarray) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.head = nn.Linear(trunk.out_dim, len(levels))
+        self.register_buffer("levels", torch.as_tensor(levels, dtype=torch.float32))
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        return self.head(self.trunk(batch))
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(features).float(), dim=-1) @ self.levels
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return self.output(self.trunk(batch))
+
+    def classes(self, rating: torch.Tensor) -> torch.Tensor:
+        return torch.bucketize(rating, (self.levels[1:] + self.levels[:-1]) / 2)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        return F.cross_entropy(self.logits(batch).float(), self.classes(batch["rating"]))
+
+
+@dataclass
+class MLPParams(TrainConfig):
+    dim: int = 64
+    layers: list[int] = field(default_factory=lambda: [256, 128])
+    dropout: float = 0.3
+    emb_dropout: float = 0.05
+    range_pad: float = 0.5
+    optimizer: Optimizer = "adamw"
+    lr: float = 0.003
+    weight_decay: float = 0.05
+    schedule: Schedule = "onecycle"
+    batch_size: int = 2048
+    epochs: int = 8
+    patience: int = 3
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        _check_positive(key, dim=self.dim)
+        if not self.layers or any(s < 1 for s in self.layers):
+            raise ConfigError(f"params.yaml: `{key}.layers` must list positive layer sizes")
+        if not 0 <= self.dropout < 1 or not 0 <= self.emb_dropout < 1:
+            raise ConfigError(f"params.yaml: `{key}.dropout` must be in [0, 1)")
+
+
+class _TrunkRecommender(TorchRecommender):
+    """Full rows for the MLP families without re-running the first layer per pair."""
+
+    eval_batch = 1 << 17
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        module = self.module_
+        module.eval()
+        u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
+        out = torch.empty((len(users), self.data_.n_items))
+        with torch.no_grad():
+            for lo, features in module.trunk.rows(u):
+                scores = module.output(features).float().reshape(-1, self.data_.n_items)
+                out[lo : lo + scores.shape[0]] = scores.cpu()
+        return out.numpy()
+
+
+class MLP(_TrunkRecommender):
+    name = "mlp"
+
+    def build(self, data: Processed) -> nn.Module:
+        p = self.params
+        trunk = EmbeddingTrunk(
+            data.n_users, data.n_items, p.dim, p.layers, p.dropout, p.emb_dropout
+        )
+        lo, hi = data.rating_range
+        return EmbeddingMLP(trunk, (lo - p.range_pad, hi + p.range_pad))
+
+
+class MLPClassifier(_TrunkRecommender):
+    name = "mlp_classifier"
+
+    def build(self, data: Processed) -> nn.Module:
+        p = self.params
+        trunk = EmbeddingTrunk(
+            data.n_users, data.n_items, p.dim, p.layers, p.dropout, p.emb_dropout
+        )
+        return EmbeddingClassifier(trunk, data.rating_levels)
+
+    def predict_classes(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """Arg-max rating level (for the classifier's accuracy)."""
+        batch = {k: v.to(self.device_) for k, v in self.inputs(self.data_, user, item).items()}
+        out = []
+        with torch.no_grad():
+            self.module_.eval()
+            for s in range(0, len(user), self.eval_batch):
+                part = {k: v[s : s + self.eval_batch] for k, v in batch.items()}
+                out.append(self.module_.levels[self.module_.logits(part).argmax(-1)].cpu())
+        return torch.cat(out).numpy() if out else np.empty(0, dtype=np.float32)

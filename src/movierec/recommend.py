@@ -1,0 +1,101 @@
+"""Top-N for one user and single predictions, with titles (used by the CLI)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from movierec.config import Params
+from movierec.dataset import Processed
+from movierec.errors import LookupFailed
+from movierec.metrics import top_k
+from movierec.pipeline import MODELS_DIR, load_model
+
+
+def default_model(leaderboard: Path = Path("metrics/leaderboard.json")) -> str:
+    """The leaderboard's best trained rating model, else mf_bias."""
+    if leaderboard.is_file():
+        rows = json.loads(leaderboard.read_text()).get("models", {})
+        ranked = sorted((r["rmse"], name) for name, r in rows.items() if r.get("rmse") is not None)
+        for _, name in ranked:
+            if (MODELS_DIR / name / "model.npz").is_file():
+                return name
+    return "mf_bias"
+
+
+def user_index(data: Processed, user_id: str) -> int:
+    users = data.users
+    col = users["user_id"]
+    try:
+        key = int(user_id) if col.dtype.is_integer() else user_id
+    except ValueError:
+        raise LookupFailed(
+            f"user {user_id!r} is not a valid id for {data.meta['dataset']} (ids are numbers)"
+        ) from None
+    hit = users.filter(pl.col("user_id") == key)
+    if hit.height == 0:
+        raise LookupFailed(
+            f"user {user_id} is not in {data.meta['dataset']} (user ids run from {col.min()} to {col.max()})"
+        )
+    return int(hit["user"].item())
+
+
+def item_index(data: Processed, movie_id: str) -> int:
+    items = data.items
+    try:
+        key = int(movie_id) if items["movie_id"].dtype.is_integer() else movie_id
+    except ValueError:
+        raise LookupFailed(f"movie {movie_id!r} is not a valid id (ids are numbers)") from None
+    hit = items.filter(pl.col("movie_id") == key)
+    if hit.height == 0:
+        raise LookupFailed(
+            f"movie {movie_id} is not in {data.meta['dataset']}; `movierec similar TITLE` finds ids"
+        )
+    return int(hit["item"].item())
+
+
+@dataclass
+class Recommendation:
+    rank: int
+    movie_id: int | str
+    title: str
+    year: int | None
+    score: float
+
+
+def recommend(
+    data: Processed, params: Params, user_id: str, k: int, model_name: str
+) -> list[Recommendation]:
+    """The user's top-``k`` movies they have not rated (in any split)."""
+    if k < 1:
+        raise LookupFailed(f"-k must be at least 1 (got {k})")
+    user = user_index(data, user_id)
+    model = load_model(model_name, params, data)
+    scores = np.asarray(model.score_users(np.array([user])), dtype=np.float32)
+    seen = data.ratings.filter(pl.col("user") == user)["item"].to_numpy()
+    scores[0, seen] = -np.inf
+    ranked = top_k(scores, k)[0]
+    ranked = ranked[ranked >= 0]
+    items = data.items
+    out = []
+    for pos, item in enumerate(ranked, start=1):
+        row = items.row(int(item), named=True)
+        out.append(
+            Recommendation(pos, row["movie_id"], row["title"], row["year"], float(scores[0, item]))
+        )
+    return out
+
+
+def predict_one(
+    data: Processed, params: Params, user_id: str, movie_id: str, model_name: str
+) -> tuple[float, float | None]:
+    """Predicted rating and, when the user rated the movie, the actual rating."""
+    user, item = user_index(data, user_id), item_index(data, movie_id)
+    model = load_model(model_name, params, data)
+    pred = float(model.predict(np.array([user]), np.array([item]))[0])
+    actual = data.ratings.filter((pl.col("user") == user) & (pl.col("item") == item))["rating"]
+    return pred, (float(actual.item()) if actual.len() else None)

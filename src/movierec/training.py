@@ -1,0 +1,238 @@
+"""One Trainer for every torch model.
+
+Mini-batches are slices of tensors already on the device (a shuffled index per
+epoch; no DataLoader, no per-sample Python). The optimizer, learning-rate
+schedule, weight decay, early stopping on validation RMSE (restoring the best
+weights) and mixed precision on CUDA are all driven by :class:`TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from movierec.config import ConfigError
+
+Batch = dict[str, torch.Tensor]
+Optimizer = Literal["adam", "adamw", "adamax", "adagrad", "sgd", "sparse_adam"]
+Schedule = Literal["constant", "onecycle"]
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters; every torch model's params section extends these."""
+
+    epochs: int = 20
+    batch_size: int = 1024
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: Schedule = "constant"
+    patience: int = 3
+    min_delta: float = 0.0
+
+    def validate(self, key: str) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"params.yaml: `{key}.epochs` must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            raise ConfigError(
+                f"params.yaml: `{key}.batch_size` must be at least 1 (got {self.batch_size})"
+            )
+        if not self.lr > 0:
+            raise ConfigError(
+                f"params.yaml: `{key}.lr` must be a positive learning rate (got {self.lr})"
+            )
+        if self.weight_decay < 0:
+            raise ConfigError(
+                f"params.yaml: `{key}.weight_decay` must be >= 0 (got {self.weight_decay})"
+            )
+        if self.patience < 1:
+            raise ConfigError(
+                f"params.yaml: `{key}.patience` must be at least 1 (got {self.patience})"
+            )
+
+
+class TrainableModule(Protocol):
+    """What the Trainer needs from a model: a loss and a rating prediction per batch."""
+
+    def loss(self, batch: Batch) -> torch.Tensor: ...
+
+    def predict(self, batch: Batch) -> torch.Tensor: ...
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    train_loss: float
+    val_rmse: float
+    val_mae: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    history: list[EpochLog]
+    best_epoch: int
+    best_val_rmse: float
+    seconds: float
+    seconds_to_best: float
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            "params.yaml: `train.device` is cuda, but no CUDA device is available; use auto or cpu"
+        )
+    return torch.device(name)
+
+
+def make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer; the fused kernel where torch has one (2-3x faster steps)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    wd = cfg.weight_decay
+    if cfg.optimizer == "sparse_adam":
+        return torch.optim.SparseAdam(params, lr=cfg.lr)  # decay, if any, belongs in the loss
+    kinds: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
+        "adam": (torch.optim.Adam, {"weight_decay": wd}),
+        "adamw": (torch.optim.AdamW, {"weight_decay": wd}),
+        "adamax": (torch.optim.Adamax, {"weight_decay": wd}),
+        "adagrad": (torch.optim.Adagrad, {"weight_decay": wd}),
+        "sgd": (torch.optim.SGD, {"weight_decay": wd, "momentum": 0.9}),
+    }
+    cls, kwargs = kinds[cfg.optimizer]
+    try:
+        return cls(params, lr=cfg.lr, fused=True, **kwargs)
+    except (TypeError, RuntimeError):
+        return cls(params, lr=cfg.lr, **kwargs)
+
+
+def _batches(n: int, size: int, generator: torch.Generator | None, device: torch.device):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    order = order.to(device)
+    for start in range(0, n, size):
+        yield order[start : start + size]
+
+
+@torch.no_grad()
+def predict_tensors(module: nn.Module, data: Batch, batch_size: int = 65536) -> torch.Tensor:
+    """Predictions for every row of ``data``, in large batches, in eval mode."""
+    module.eval()
+    n = next(iter(data.values())).shape[0]
+    out = [
+        module.predict({k: v[s : s + batch_size] for k, v in data.items()}).float()
+        for s in range(0, n, batch_size)
+    ]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+class Trainer:
+    """Fits a module on in-memory tensors with early stopping on validation RMSE."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        device: torch.device,
+        seed: int,
+        amp: bool = True,
+        on_epoch: Callable[[EpochLog], None] | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.seed = seed
+        self.amp = amp and device.type == "cuda"
+        self.on_epoch = on_epoch
+        self.progress = progress
+
+    def fit(self, module: nn.Module, train: Batch, val: Batch) -> TrainResult:
+        cfg = self.cfg
+        module.to(self.device)
+        train = {k: v.to(self.device) for k, v in train.items()}
+        val = {k: v.to(self.device) for k, v in val.items()}
+        n = train["rating"].shape[0]
+        steps = math.ceil(n / cfg.batch_size)
+        optimizer = make_optimizer(module, cfg)
+        scheduler = None
+        if cfg.schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps
+            )
+        generator = torch.Generator().manual_seed(self.seed)
+        best_rmse, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
+        history: list[EpochLog] = []
+        bad_epochs = 0
+        start = time.perf_counter()
+        seconds_to_best = 0.0
+        disable = None if self.progress is None else not self.progress  # None: only on a terminal
+        bar = tqdm(
+            range(1, cfg.epochs + 1), desc="epochs", unit="epoch", disable=disable, leave=False
+        )
+        for epoch in bar:
+            t0 = time.perf_counter()
+            module.train()
+            total = torch.zeros((), device=self.device)
+            for idx in _batches(n, cfg.batch_size, generator, self.device):
+                batch = {k: v[idx] for k, v in train.items()}
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    loss = module.loss(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                total += loss.detach().float() * idx.shape[0]
+            pred = predict_tensors(module, val)
+            err = pred - val["rating"].float()
+            val_rmse = float(torch.sqrt(torch.mean(err**2)))
+            val_mae = float(torch.mean(err.abs()))
+            train_loss = float(total) / n
+            seconds = time.perf_counter() - t0
+            if not math.isfinite(train_loss):
+                raise ConfigError(
+                    f"training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"
+                )
+            log = EpochLog(epoch, train_loss, val_rmse, val_mae, seconds)
+            history.append(log)
+            if self.on_epoch is not None:
+                self.on_epoch(log)
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_rmse=f"{val_rmse:.4f}")
+            if val_rmse < best_rmse - cfg.min_delta:
+                best_rmse, best_epoch, bad_epochs = val_rmse, epoch, 0
+                best_state = copy.deepcopy(module.state_dict())
+                seconds_to_best = time.perf_counter() - start
+            else:
+                bad_epochs += 1
+                if bad_epochs >= cfg.patience:
+                    break
+        module.load_state_dict(best_state)
+        module.eval()
+        return TrainResult(
+            history, best_epoch, best_rmse, time.perf_counter() - start, seconds_to_best
+        )
