@@ -194,7 +194,8 @@ def write_leaderboard(
         "|" + "---|" * len(header),
     ]
     for r in rows:
-        cells = [r["model"], *(_fmt(r[c]) for c in LEADERBOARD_COLUMNS), _fmt(r["train_seconds"])]
+        seconds = "—" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}"
+        cells = [r["model"], *(_fmt(r[c]) for c in LEADERBOARD_COLUMNS), seconds]
         lines.append("| " + " | ".join(cells) + " |")
     write_text(out_dir / "leaderboard.md", "\n".join(lines) + "\n")
     rows_csv = ["model,rmse,ndcg@10"] + [

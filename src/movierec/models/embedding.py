@@ -189,15 +189,17 @@ class EmbeddingTrunk(nn.Module):
         layers: list[int],
         dropout: float,
         emb_dropout: float,
+        product: bool = False,
     ) -> None:
         super().__init__()
+        self.product = product
         self.user = nn.Embedding(n_users, dim)
         self.item = nn.Embedding(n_items, dim)
         nn.init.normal_(self.user.weight, 0.0, 0.01)
         nn.init.normal_(self.item.weight, 0.0, 0.01)
         self.emb_drop = nn.Dropout(emb_dropout)
         blocks: list[nn.Module] = []
-        width = 2 * dim
+        width = 3 * dim if product else 2 * dim
         for size in layers:
             blocks += [nn.Linear(width, size), nn.ReLU(), nn.BatchNorm1d(size), nn.Dropout(dropout)]
             width = size
@@ -205,7 +207,8 @@ class EmbeddingTrunk(nn.Module):
         self.out_dim = width
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x = torch.cat([self.user(batch["user"]), self.item(batch["item"])], dim=-1)
+        u, i = self.user(batch["user"]), self.item(batch["item"])
+        x = torch.cat([u, i, u * i] if self.product else [u, i], dim=-1)
         return self.blocks(self.emb_drop(x))
 
     @torch.no_grad()
@@ -217,13 +220,19 @@ class EmbeddingTrunk(nn.Module):
         """
         first = self.blocks[0]
         dim = self.user.embedding_dim
-        item_part = self.item.weight @ first.weight[:, dim:].T + first.bias  # (items, h)
-        user_part = self.user(users) @ first.weight[:, :dim].T  # (users, h)
+        item_part = self.item.weight @ first.weight[:, dim : 2 * dim].T + first.bias  # (items, h)
+        user_emb = self.user(users)
+        user_part = user_emb @ first.weight[:, :dim].T  # (users, h)
         n_items, hidden = item_part.shape
         step = max(1, budget // (n_items * hidden))
         for lo in range(0, users.shape[0], step):
-            x = (user_part[lo : lo + step, None, :] + item_part[None]).reshape(-1, hidden)
-            yield lo, self.blocks[1:](x)
+            x = user_part[lo : lo + step, None, :] + item_part[None]  # (b, items, h)
+            if self.product:  # (u * i) @ Wp^T = (u scaled per unit) @ i^T
+                scaled = (
+                    user_emb[lo : lo + step, None, :] * first.weight[None, :, 2 * dim :]
+                )  # (b, h, d)
+                x = x + (scaled @ self.item.weight.T).transpose(1, 2)
+            yield lo, self.blocks[1:](x.reshape(-1, hidden))
 
 
 class EmbeddingMLP(nn.Module):
@@ -276,6 +285,7 @@ class MLPParams(TrainConfig):
     layers: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.3
     emb_dropout: float = 0.05
+    product: bool = True  # also feed u * i (the GMF interaction) to the first layer
     range_pad: float = 0.5
     optimizer: Optimizer = "adamw"
     lr: float = 0.003
@@ -317,7 +327,7 @@ class MLP(_TrunkRecommender):
     def build(self, data: Processed) -> nn.Module:
         p = self.params
         trunk = EmbeddingTrunk(
-            data.n_users, data.n_items, p.dim, p.layers, p.dropout, p.emb_dropout
+            data.n_users, data.n_items, p.dim, p.layers, p.dropout, p.emb_dropout, p.product
         )
         lo, hi = data.rating_range
         return EmbeddingMLP(trunk, (lo - p.range_pad, hi + p.range_pad))
@@ -329,7 +339,7 @@ class MLPClassifier(_TrunkRecommender):
     def build(self, data: Processed) -> nn.Module:
         p = self.params
         trunk = EmbeddingTrunk(
-            data.n_users, data.n_items, p.dim, p.layers, p.dropout, p.emb_dropout
+            data.n_users, data.n_items, p.dim, p.layers, p.dropout, p.emb_dropout, p.product
         )
         return EmbeddingClassifier(trunk, data.rating_levels)
 
