@@ -139,7 +139,7 @@ def test_early_stopping_restores_the_best_epoch():
     assert float(module.b.detach()) == pytest.approx(seen[best][1])
 
 
-@pytest.mark.parametrize("name", ["mf_bias", "mlp", "item_knn"])
+@pytest.mark.parametrize("name", ["mf_bias", "mlp", "item_knn", "autorec_item", "deep_autorec"])
 def test_same_seed_identical_predictions(small_planted, name):
     data, _ = small_planted
     part = data.splits["test"]
@@ -194,3 +194,28 @@ def test_k_below_one():
 
     with pytest.raises(ConfigError, match="`evaluate.k`"):
         build_section(EvalParams, {"k": [0]}, "evaluate")
+
+
+@pytest.mark.parametrize("name", ["mf", "mf_bias"])
+@pytest.mark.parametrize("optimizer", ["sparse_adam", "adagrad"])
+def test_sparse_gradients_train(small_planted, name, optimizer):
+    data, _ = small_planted
+    model, report = _fit(
+        name,
+        data,
+        sparse=True,
+        optimizer=optimizer,
+        weight_decay=0.0,
+        reg=0.01,
+        lr=0.01,
+        epochs=3,
+        schedule="constant",
+    )
+    assert report.epochs >= 1 and np.isfinite(_rmse(model, data))
+
+
+def test_sparse_needs_a_sparse_optimizer():
+    with pytest.raises(ConfigError, match="`models.mf_bias.sparse` needs optimizer"):
+        model_params("mf_bias", {"sparse": True, "optimizer": "adamw", "weight_decay": 0.0})
+    with pytest.raises(ConfigError, match="`models.mf.optimizer` sparse_adam needs"):
+        model_params("mf", {"optimizer": "sparse_adam"})

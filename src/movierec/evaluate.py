@@ -64,17 +64,23 @@ class _SplitState:
     seconds: float = 0.0
 
 
-def evaluate(model: Recommender, data: Processed, params: EvalParams) -> dict[str, Any]:
+def evaluate(
+    model: Recommender, data: Processed, params: EvalParams, user_mask: np.ndarray | None = None
+) -> dict[str, Any]:
     """Rating and full-ranking top-N metrics per split.
 
     Each chunk of users is scored once (a ``(users, items)`` matrix) and serves
     every split: its rows give the top-N lists, and for models whose scores are
     predicted ratings, the rating predictions of the split's pairs too.
+    ``user_mask`` restricts everything to a subset of users.
     """
     t_start = time.perf_counter()
     states: dict[str, _SplitState] = {}
     for split in params.splits:
         target = data.matrices[split]
+        if user_mask is not None:
+            target = sp.csr_matrix(sp.diags(user_mask.astype(np.float32)) @ target)
+            target.eliminate_zeros()
         if target.nnz == 0:
             continue
         relevant = target.copy()
@@ -118,7 +124,8 @@ def evaluate(model: Recommender, data: Processed, params: EvalParams) -> dict[st
         if model.scores_are_ratings:
             pred, truth = np.concatenate(st.preds), np.concatenate(st.truths)
         else:
-            pred, truth = model.predict(part.user, part.item), part.rating
+            keep = user_mask[part.user] if user_mask is not None else slice(None)
+            pred, truth = model.predict(part.user[keep], part.item[keep]), part.rating[keep]
         metrics = rating_metrics(pred, truth, data.rating_levels)
         if hasattr(model, "predict_classes"):
             metrics["accuracy"] = float(

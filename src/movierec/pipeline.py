@@ -129,7 +129,12 @@ def evaluate_model(
     data = load_processed(processed)
     model = load_model(name, params, data)
     t0 = time.perf_counter()
-    result = evaluate(model, data, eval_params)
+    subset = getattr(
+        model, "keep_", None
+    )  # a model trained on a demographic subset is judged on it
+    result = evaluate(model, data, eval_params, subset)
+    if subset is not None:
+        result["subset"] = {"filter": dict(model.params.subset), "users": int(subset.sum())}
     fit = json.loads((MODELS_DIR / name / "fit.json").read_text())
     result |= {
         "model": name,
@@ -152,6 +157,8 @@ def build_leaderboard(eval_dir: Path = EVAL_METRICS) -> list[dict[str, Any]]:
         result = json.loads(path.read_text())
         test = result.get("test", {})
         row = {"model": result.get("model", path.stem)}
+        if "subset" in result:
+            row["subset"] = ", ".join(f"{k}={v}" for k, v in result["subset"]["filter"].items())
         for col in LEADERBOARD_COLUMNS:
             row[col] = test.get(col)
         row["train_seconds"] = result.get("train_seconds")
@@ -195,7 +202,8 @@ def write_leaderboard(
     ]
     for r in rows:
         seconds = "—" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}"
-        cells = [r["model"], *(_fmt(r[c]) for c in LEADERBOARD_COLUMNS), seconds]
+        name = f"{r['model']} (subset {r['subset']})" if r.get("subset") else r["model"]
+        cells = [name, *(_fmt(r[c]) for c in LEADERBOARD_COLUMNS), seconds]
         lines.append("| " + " | ".join(cells) + " |")
     write_text(out_dir / "leaderboard.md", "\n".join(lines) + "\n")
     rows_csv = ["model,rmse,ndcg@10"] + [

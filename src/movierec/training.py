@@ -176,7 +176,7 @@ class Trainer:
         module.to(self.device)
         train = {k: v.to(self.device) for k, v in train.items()}
         val = {k: v.to(self.device) for k, v in val.items()}
-        n = train["rating"].shape[0]
+        n = next(iter(train.values())).shape[0]  # rows to batch over (pairs, or matrix rows)
         steps = math.ceil(n / cfg.batch_size)
         optimizer = make_optimizer(module, cfg)
         scheduler = None

@@ -23,6 +23,20 @@ def _check_positive(key: str, **values: int | float) -> None:
             raise ConfigError(f"params.yaml: `{key}.{name}` must be positive (got {value})")
 
 
+def _check_sparse(key: str, params: TrainConfig, sparse: bool) -> None:
+    """Sparse embedding gradients work with sparse_adam and adagrad, and take no weight decay."""
+    if params.optimizer == "sparse_adam" and not sparse:
+        raise ConfigError(f"params.yaml: `{key}.optimizer` sparse_adam needs `{key}.sparse: true`")
+    if sparse and params.optimizer not in ("sparse_adam", "adagrad"):
+        raise ConfigError(
+            f"params.yaml: `{key}.sparse` needs optimizer sparse_adam or adagrad (got {params.optimizer})"
+        )
+    if sparse and params.weight_decay:
+        raise ConfigError(
+            f"params.yaml: `{key}.weight_decay` does not work with sparse gradients; use `{key}.reg`"
+        )
+
+
 # ------------------------------------------------------------------------------ mf
 
 
@@ -41,12 +55,13 @@ class DotProduct(nn.Module):
         init_std: float,
         reg: float = 0.0,
         mean: float = 0.0,
+        sparse: bool = False,
     ) -> None:
         super().__init__()
         self.reg = reg
         self.register_buffer("mean", torch.tensor(float(mean)))
-        self.user = nn.Embedding(n_users, factors)
-        self.item = nn.Embedding(n_items, factors)
+        self.user = nn.Embedding(n_users, factors, sparse=sparse)
+        self.item = nn.Embedding(n_items, factors, sparse=sparse)
         nn.init.normal_(self.user.weight, 0.0, init_std)
         nn.init.normal_(self.item.weight, 0.0, init_std)
 
@@ -68,16 +83,18 @@ class DotProduct(nn.Module):
 class MFParams(TrainConfig):
     factors: int = 100
     init_std: float = 0.1
-    reg: float = 0.0
+    reg: float = 0.08
+    sparse: bool = False  # sparse embedding gradients (with sparse_adam or adagrad)
     optimizer: Optimizer = "adamax"
-    lr: float = 0.002
+    lr: float = 0.01
     batch_size: int = 1024
-    epochs: int = 30
-    patience: int = 2
+    epochs: int = 60
+    patience: int = 3
 
     def validate(self, key: str) -> None:
         super().validate(key)
         _check_positive(key, factors=self.factors, init_std=self.init_std)
+        _check_sparse(key, self, self.sparse)
 
 
 class EmbeddingRecommender(TorchRecommender):
@@ -99,7 +116,9 @@ class MF(EmbeddingRecommender):
     def build(self, data: Processed) -> nn.Module:
         p = self.params
         mean = float(data.splits["train"].rating.mean())
-        return DotProduct(data.n_users, data.n_items, p.factors, p.init_std, p.reg, mean)
+        return DotProduct(
+            data.n_users, data.n_items, p.factors, p.init_std, p.reg, mean, sparse=p.sparse
+        )
 
 
 # ------------------------------------------------------------------------------ mf_bias
@@ -115,12 +134,15 @@ class DotBias(nn.Module):
         factors: int,
         y_range: tuple[float, float],
         init_std: float,
+        reg: float = 0.0,
+        sparse: bool = False,
     ) -> None:
         super().__init__()
-        self.user = nn.Embedding(n_users, factors)
-        self.item = nn.Embedding(n_items, factors)
-        self.user_bias = nn.Embedding(n_users, 1)
-        self.item_bias = nn.Embedding(n_items, 1)
+        self.reg = reg
+        self.user = nn.Embedding(n_users, factors, sparse=sparse)
+        self.item = nn.Embedding(n_items, factors, sparse=sparse)
+        self.user_bias = nn.Embedding(n_users, 1, sparse=sparse)
+        self.item_bias = nn.Embedding(n_items, 1, sparse=sparse)
         for emb in (self.user, self.item):
             nn.init.normal_(emb.weight, 0.0, init_std)
         for emb in (self.user_bias, self.item_bias):
@@ -136,7 +158,11 @@ class DotBias(nn.Module):
         return self._squash(dot + self.user_bias(u).squeeze(-1) + self.item_bias(i).squeeze(-1))
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        return F.mse_loss(self.predict(batch).float(), batch["rating"])
+        mse = F.mse_loss(self.predict(batch).float(), batch["rating"])
+        if self.reg:  # L2 on the batch's embeddings (the usual choice with sparse gradients)
+            p, q = self.user(batch["user"]).float(), self.item(batch["item"]).float()
+            mse = mse + self.reg * ((p**2).sum(-1) + (q**2).sum(-1)).mean()
+        return mse
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         logits = self.user(users) @ self.item.weight.T
@@ -149,17 +175,20 @@ class MFBiasParams(TrainConfig):
     factors: int = 50
     init_std: float = 0.01
     range_pad: float = 0.5
+    reg: float = 0.0
+    sparse: bool = False  # sparse embedding gradients (with sparse_adam or adagrad)
     optimizer: Optimizer = "adamw"
-    lr: float = 0.005
+    lr: float = 0.003
     weight_decay: float = 0.1
     schedule: Schedule = "onecycle"
-    batch_size: int = 1024
-    epochs: int = 8
-    patience: int = 3
+    batch_size: int = 512
+    epochs: int = 6
+    patience: int = 6
 
     def validate(self, key: str) -> None:
         super().validate(key)
         _check_positive(key, factors=self.factors, init_std=self.init_std)
+        _check_sparse(key, self, self.sparse)
         if self.range_pad < 0:
             raise ConfigError(f"params.yaml: `{key}.range_pad` must be >= 0")
 
@@ -170,8 +199,9 @@ class MFBias(EmbeddingRecommender):
     def build(self, data: Processed) -> nn.Module:
         p = self.params
         lo, hi = data.rating_range
+        y_range = (lo - p.range_pad, hi + p.range_pad)
         return DotBias(
-            data.n_users, data.n_items, p.factors, (lo - p.range_pad, hi + p.range_pad), p.init_std
+            data.n_users, data.n_items, p.factors, y_range, p.init_std, p.reg, sparse=p.sparse
         )
 
 
@@ -291,9 +321,9 @@ class MLPParams(TrainConfig):
     lr: float = 0.003
     weight_decay: float = 0.05
     schedule: Schedule = "onecycle"
-    batch_size: int = 2048
-    epochs: int = 8
-    patience: int = 3
+    batch_size: int = 512
+    epochs: int = 6
+    patience: int = 6
 
     def validate(self, key: str) -> None:
         super().validate(key)

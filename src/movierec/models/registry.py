@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from movierec.config import ConfigError, Params, build_section
+from movierec.models.autorec import (
+    AutoRecItem,
+    AutoRecParams,
+    AutoRecUser,
+    DeepAutoRec,
+    DeepAutoRecParams,
+)
 from movierec.models.base import Recommender
 from movierec.models.classic import (
     BiasModel,
@@ -35,6 +42,9 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "mf_bias": (MFBias, MFBiasParams),
     "mlp": (MLP, MLPParams),
     "mlp_classifier": (MLPClassifier, MLPParams),
+    "autorec_item": (AutoRecItem, AutoRecParams),
+    "autorec_user": (AutoRecUser, AutoRecParams),
+    "deep_autorec": (DeepAutoRec, DeepAutoRecParams),
 }
 
 
