@@ -39,7 +39,10 @@ def _project(tmp_path: Path) -> Path:
         elif src.exists():
             (proj / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, proj / name)
-    subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+    git = ["git", "-c", "user.name=movierec", "-c", "user.email=tests@movierec.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=proj, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=proj, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "scratch copy"], cwd=proj, check=True)
     return proj
 
 
@@ -51,9 +54,10 @@ def _run(proj: Path, *args: str, mirror: Path | None) -> subprocess.CompletedPro
     return subprocess.run(args, cwd=proj, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_repro_preprocess_then_nothing_to_do(mirror: Path, tmp_path: Path):
+def test_full_repro_then_nothing_to_do(mirror: Path, tmp_path: Path):
+    """The default pipeline end to end on ml-100k: every model trained, evaluated, ranked."""
     proj = _project(tmp_path)
-    first = _run(proj, "dvc", "repro", "preprocess", mirror=mirror)
+    first = _run(proj, "dvc", "repro", mirror=mirror)
     assert first.returncode == 0, first.stdout + first.stderr
     for name in (
         "ratings.parquet",
@@ -65,7 +69,16 @@ def test_repro_preprocess_then_nothing_to_do(mirror: Path, tmp_path: Path):
         assert (proj / "data" / "processed" / name).is_file()
     stats = json.loads((proj / "metrics" / "data.json").read_text())
     assert (stats["ratings"]["total"], stats["users"], stats["items"]) == (100_000, 943, 1_682)
-    second = _run(proj, "dvc", "repro", "preprocess", mirror=mirror)
+    models = yaml.safe_load((proj / "params.yaml").read_text())["train"]["models"]
+    board = json.loads((proj / "metrics" / "leaderboard.json").read_text())["models"]
+    assert set(board) == set(models)
+    bias = board["bias"]["rmse"]
+    assert all(row["rmse"] < bias for name, row in board.items() if name != "bias"), board
+    # The same seed on the same machine reproduces the committed metrics.
+    committed = json.loads((ROOT / "metrics" / "leaderboard.json").read_text())["models"]
+    for name, row in board.items():
+        assert row["rmse"] == pytest.approx(committed[name]["rmse"], abs=2e-3), name
+    second = _run(proj, "dvc", "repro", mirror=mirror)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout

@@ -126,10 +126,13 @@ def make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         "sgd": (torch.optim.SGD, {"weight_decay": wd, "momentum": 0.9}),
     }
     cls, kwargs = kinds[cfg.optimizer]
-    try:
-        return cls(params, lr=cfg.lr, fused=True, **kwargs)
-    except (TypeError, RuntimeError):
-        return cls(params, lr=cfg.lr, **kwargs)
+    sparse = any(isinstance(m, nn.Embedding) and m.sparse for m in module.modules())
+    if not sparse:  # the fused kernels take dense gradients only
+        try:
+            return cls(params, lr=cfg.lr, fused=True, **kwargs)
+        except (TypeError, RuntimeError):
+            pass
+    return cls(params, lr=cfg.lr, **kwargs)
 
 
 def _batches(n: int, size: int, generator: torch.Generator | None, device: torch.device):
