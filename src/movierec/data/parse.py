@@ -155,23 +155,29 @@ def _split_genres(col: str = "genres") -> pl.Expr:
     )
 
 
+def _read_ratings(
+    path: Path,
+    sep: str,
+    header: bool = False,
+    names: tuple[str, ...] | list[str] = ("user_id", "item_id", "rating", "timestamp"),
+) -> pl.DataFrame:
+    """A release's ratings file as user_id, item_id, rating, timestamp, checked line by line."""
+    types = (pl.Int64, pl.Int64, pl.Float32, pl.Int64)
+    frame = _read_table(
+        path, sep=sep, header=header, names=list(names), dtypes=dict(zip(names, types, strict=True))
+    )
+    frame = frame.rename(
+        dict(zip(names, ("user_id", "item_id", "rating", "timestamp"), strict=True))
+    )
+    return _check_ratings(frame, path, header=header)
+
+
 # --------------------------------------------------------------------------- layouts
 
 
 def parse_100k(folder: Path) -> RawData:
     rel = RELEASES["ml-100k"]
-    ratings = _read_table(
-        folder / "u.data",
-        sep="\t",
-        names=["user_id", "item_id", "rating", "timestamp"],
-        dtypes={
-            "user_id": pl.Int64,
-            "item_id": pl.Int64,
-            "rating": pl.Float32,
-            "timestamp": pl.Int64,
-        },
-    )
-    ratings = _check_ratings(ratings, folder / "u.data", header=False)
+    ratings = _read_ratings(folder / "u.data", sep="\t")
     genre_table = _read_table(
         folder / "u.genre",
         sep="|",
@@ -211,18 +217,7 @@ def parse_100k(folder: Path) -> RawData:
 
 def parse_dat(folder: Path, release: str) -> RawData:
     rel = RELEASES[release]
-    ratings = _read_table(
-        folder / "ratings.dat",
-        sep="::",
-        names=["user_id", "item_id", "rating", "timestamp"],
-        dtypes={
-            "user_id": pl.Int64,
-            "item_id": pl.Int64,
-            "rating": pl.Float32,
-            "timestamp": pl.Int64,
-        },
-    )
-    ratings = _check_ratings(ratings, folder / "ratings.dat", header=False)
+    ratings = _read_ratings(folder / "ratings.dat", sep="::")
     items = _read_table(
         folder / "movies.dat",
         sep="::",
@@ -244,19 +239,12 @@ def parse_dat(folder: Path, release: str) -> RawData:
 
 
 def parse_csv_release(folder: Path) -> RawData:
-    ratings = _read_table(
+    ratings = _read_ratings(
         folder / "ratings.csv",
         sep=",",
         header=True,
         names=["userId", "movieId", "rating", "timestamp"],
-        dtypes={
-            "userId": pl.Int64,
-            "movieId": pl.Int64,
-            "rating": pl.Float32,
-            "timestamp": pl.Int64,
-        },
-    ).rename({"userId": "user_id", "movieId": "item_id"})
-    ratings = _check_ratings(ratings, folder / "ratings.csv", header=True)
+    )
     items = _read_table(
         folder / "movies.csv",
         sep=",",
