@@ -100,6 +100,9 @@ SMALL_DATA = {
     "autorec_user": {"batch_size": 32},
     "deep_autorec": {"batch_size": 32},
     "mlp_classifier": {"batch_size": 128, "epochs": 15, "patience": 15},
+    "bst": {"batch_size": 256, "epochs": 4, "dim": 32, "heads": 4},
+    "rnn": {"batch_size": 256, "epochs": 4},
+    "wide_deep": {"batch_size": 256, "epochs": 6},
 }
 
 

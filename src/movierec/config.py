@@ -153,7 +153,17 @@ class Params:
 
 
 # Sections owned by later stages; they are validated by their own modules.
-_PASS_THROUGH = ("train", "models", "evaluate", "embed", "ensemble", "tune", "report", "bench")
+_PASS_THROUGH = (
+    "train",
+    "models",
+    "evaluate",
+    "embed",
+    "insight",
+    "ensemble",
+    "tune",
+    "report",
+    "bench",
+)
 
 
 def _type_name(tp: Any) -> str:

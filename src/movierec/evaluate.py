@@ -121,12 +121,14 @@ def evaluate(
     for split, st in states.items():
         part = data.splits[split]
         t0 = time.perf_counter()
-        if model.scores_are_ratings:
+        if not model.predicts_ratings:
+            pred = truth = None
+        elif model.scores_are_ratings:
             pred, truth = np.concatenate(st.preds), np.concatenate(st.truths)
         else:
             keep = user_mask[part.user] if user_mask is not None else slice(None)
-            pred, truth = model.predict(part.user[keep], part.item[keep]), part.rating[keep]
-        metrics = rating_metrics(pred, truth, data.rating_levels)
+            pred, truth = model.predict_split(data, split)[keep], part.rating[keep]
+        metrics = rating_metrics(pred, truth, data.rating_levels) if model.predicts_ratings else {}
         if hasattr(model, "predict_classes"):
             metrics["accuracy"] = float(
                 np.mean(model.predict_classes(part.user, part.item) == part.rating)

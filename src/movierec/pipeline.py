@@ -24,6 +24,7 @@ from movierec.models.base import FitContext, Recommender
 from movierec.models.registry import MODELS, create
 
 MODELS_DIR = Path("data/models")
+PREDICTIONS_DIR = Path("data/predictions")
 TRAIN_METRICS = Path("metrics/train")
 EVAL_METRICS = Path("metrics/eval")
 
@@ -143,8 +144,35 @@ def evaluate_model(
         "best_epoch": fit["best_epoch"],
         "eval_seconds": time.perf_counter() - t0,
     }
+    write_predictions(model, data, PREDICTIONS_DIR / f"{name}.parquet")
     write_json(EVAL_METRICS / f"{name}.json", result)
     return result
+
+
+def write_predictions(model: Recommender, data: Processed, path: Path) -> None:
+    """Val and test rating predictions, one row per rating, for blending and error analysis."""
+    import numpy as np
+    import polars as pl
+
+    from movierec.io import atomic_path
+
+    frames = []
+    for split in ("val", "test"):
+        part = data.splits[split]
+        frames.append(
+            pl.DataFrame(
+                {
+                    "user": part.user.astype(np.int32),
+                    "item": part.item.astype(np.int32),
+                    "split": [split] * len(part),
+                    "rating": part.rating,
+                    "prediction": np.asarray(model.predict_split(data, split), dtype=np.float32),
+                }
+            )
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, ".parquet") as tmp:
+        pl.concat(frames).write_parquet(tmp)
 
 
 LEADERBOARD_COLUMNS = ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "map@10", "hit@10")

@@ -51,6 +51,8 @@ class Recommender:
     needs: ClassVar[tuple[str, ...]] = ()  # extra inputs: "sequences", "demographics", "genres"
     # True when score_users returns predicted ratings (then evaluation reuses the rows for RMSE).
     scores_are_ratings: ClassVar[bool] = True
+    # False for pure rankers (word2vec): no rating metrics, the leaderboard shows them as absent.
+    predicts_ratings: ClassVar[bool] = True
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -67,6 +69,15 @@ class Recommender:
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), n_items)`` scores; higher means more recommended."""
         raise NotImplementedError
+
+    def predict_split(self, data: Processed, split: str) -> np.ndarray:
+        """Predicted ratings for every row of ``split``, in ``data.splits[split]`` order.
+
+        Models whose inputs depend on the row, not only on the pair (the history
+        window of the sequence models), override this.
+        """
+        part = data.splits[split]
+        return self.predict(part.user, part.item)
 
     # -- persistence ------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:

@@ -32,6 +32,8 @@ from movierec.models.embedding import (
     MLPClassifier,
     MLPParams,
 )
+from movierec.models.sequence import BST, RNN, BSTParams, RNNParams
+from movierec.models.wide_deep import WideDeep, WideDeepParams
 
 MODELS: dict[str, tuple[type[Recommender], type]] = {
     "bias": (BiasModel, BiasParams),
@@ -45,6 +47,9 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "autorec_item": (AutoRecItem, AutoRecParams),
     "autorec_user": (AutoRecUser, AutoRecParams),
     "deep_autorec": (DeepAutoRec, DeepAutoRecParams),
+    "wide_deep": (WideDeep, WideDeepParams),
+    "rnn": (RNN, RNNParams),
+    "bst": (BST, BSTParams),
 }
 
 

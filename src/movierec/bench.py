@@ -1,0 +1,198 @@
+"""Benchmark every model on one data set: accuracy, seconds per epoch, seconds to the best
+epoch, evaluation seconds and peak memory (``movierec bench``, ``metrics/bench.json``).
+
+It runs the same library code as ``dvc repro`` (download, preprocess, train,
+evaluate) in a scratch folder with the project's params plus optional overrides.
+Each model trains in its own child process, so the peak resident memory reported
+is that model's alone. Models a data set cannot serve (sequence models without
+timestamps) are listed as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from movierec.errors import MovierecError
+from movierec.io import write_json, write_text
+
+CUSTOM_SETS = {"ml-1m-custom": "ml-1m-no-timestamps"}
+
+CHILD = r"""
+import json, resource, sys
+from movierec.config import load_params
+from movierec.pipeline import evaluate_model, train_model
+name = sys.argv[1]
+params = load_params()
+fit = train_model(name, params)
+result = evaluate_model(name, params)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
+"""
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def dataset_section(name: str, mirror: str) -> dict:
+    """``data:`` for a release name, or for a custom CSV set in the mirror (ml-1m-custom)."""
+    if name in CUSTOM_SETS:
+        folder = os.path.join(mirror, CUSTOM_SETS[name])
+        return {
+            "dataset": "custom",
+            "custom": {
+                "ratings": f"{folder}/ratings.csv",
+                "items": f"{folder}/items.csv",
+                "users": f"{folder}/users.csv",
+            },
+        }
+    return {"dataset": name, "mirror": mirror}
+
+
+def machine() -> str:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {device}, python "
+        f"{platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def _epoch_seconds(work: Path, name: str) -> list[float]:
+    path = work / "metrics" / "train" / name / "plots" / "metrics" / "seconds.tsv"
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()[1:]
+    return [float(line.split("\t")[1]) for line in lines if line.strip()]
+
+
+def run_bench(
+    root: Path,
+    dataset: str,
+    mirror: str,
+    overrides: dict | None = None,
+    models: list[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Benchmark ``models`` (default: train.models) on ``dataset``; returns the bench record."""
+    from movierec.config import parse_params
+    from movierec.data.download import acquire
+    from movierec.data.preprocess import preprocess
+    from movierec.models.registry import MODELS, create
+
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["data"] = merge(raw["data"], dataset_section(dataset, os.path.abspath(mirror)))
+    if overrides:
+        raw = merge(raw, overrides)
+    names = models or raw["train"]["models"]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        raise MovierecError(f"unknown model {unknown[0]!r}; known models: {', '.join(MODELS)}")
+    record: dict[str, Any] = {"dataset": dataset, "machine": machine(), "models": {}, "skipped": {}}
+    with tempfile.TemporaryDirectory(prefix="movierec-bench-") as tmp:
+        work = Path(tmp)
+        (work / "params.yaml").write_text(yaml.safe_dump(raw))
+        params = parse_params(raw)
+        t0 = time.perf_counter()
+        acquire(params.data, params.seed, work / "data/raw", work / "data/cache")
+        prepared = preprocess(
+            work / "data/raw" / params.data.dataset,
+            work / "data/processed",
+            params.data,
+            params.seed,
+        )
+        record["preprocess_seconds"] = time.perf_counter() - t0
+        record["ratings"] = prepared.stats["ratings"]["total"]
+        for name in names:
+            if "sequences" in create(name, params).needs and not prepared.meta["has_timestamps"]:
+                record["skipped"][name] = "the data set has no timestamps"
+                continue
+            env = {**os.environ, "PYTHONHASHSEED": str(params.seed)}
+            proc = subprocess.run(
+                [sys.executable, "-c", CHILD, name],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+                raise MovierecError(f"bench: {name} failed: {' '.join(tail)}")
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            fit, result = out["fit"], out["result"]
+            epochs = _epoch_seconds(work, name)
+            test, val = result["test"], result["val"]
+            record["models"][name] = {
+                "test_rmse": test.get("rmse"),
+                "test_mae": test.get("mae"),
+                "test_ndcg@10": test.get("ndcg@10"),
+                "test_recall@10": test.get("recall@10"),
+                "val_rmse": val.get("rmse"),
+                "epochs": fit["epochs"],
+                "best_epoch": fit["best_epoch"],
+                "seconds_per_epoch": statistics.median(epochs) if epochs else None,
+                "seconds_to_best": fit["seconds_to_best"],
+                "train_seconds": fit["train_seconds"],
+                "eval_seconds": result["eval_seconds"],
+                "peak_rss_mib": out["peak_rss_mib"],
+                "device": fit["device"],
+            }
+            if progress:
+                print(
+                    f"{name}: test RMSE {record['models'][name]['test_rmse']:.4f}, "
+                    f"{fit['train_seconds']:.1f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return record
+
+
+def table(record: dict[str, Any]) -> str:
+    """The README table for one bench record."""
+
+    def f(value: Any, fmt: str) -> str:
+        return "—" if value is None else format(value, fmt)
+
+    lines = [
+        f"Data set {record['dataset']} ({record.get('ratings', 0):,} ratings; preprocess "
+        f"{record.get('preprocess_seconds', 0):.1f}s). Machine: {record['machine']}.",
+        "",
+        "| model | test RMSE | NDCG@10 | epochs (best) | s/epoch | s to best | train s | eval s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = sorted(record["models"].items(), key=lambda kv: kv[1]["test_rmse"] or 9e9)
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {f(r['test_rmse'], '.4f')} | {f(r['test_ndcg@10'], '.4f')} | "
+            f"{r['epochs']} ({r['best_epoch']}) | {f(r['seconds_per_epoch'], '.2f')} | "
+            f"{f(r['seconds_to_best'], '.1f')} | {f(r['train_seconds'], '.1f')} | "
+            f"{f(r['eval_seconds'], '.2f')} | {f(r['peak_rss_mib'], '.0f')} |"
+        )
+    for name, why in record.get("skipped", {}).items():
+        lines.append(f"| {name} | skipped: {why} | | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_bench(record: dict[str, Any], out: Path, markdown: Path | None = None) -> None:
+    write_json(out, record)
+    if markdown is not None:
+        write_text(markdown, table(record))

@@ -1,0 +1,285 @@
+"""A blend of the trained models: feature-weighted linear stacking, fitted on val only.
+
+Features per rating: every member's prediction, and (``meta``) the log support
+of the user and of the movie in the training data, plus each prediction times
+those supports — so the blend can trust, say, the neighbourhood model more for
+popular movies (Sill et al., "Feature-weighted linear stacking", 2009). The
+stacker is a ridge regression (or non-negative least squares on the predictions)
+fitted on the **validation** predictions and applied unchanged to test; test
+ratings are never read before the final scoring.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from movierec.config import ConfigError, Params, build_section
+from movierec.dataset import Processed
+from movierec.errors import MovierecError
+from movierec.models.base import Recommender
+
+ENSEMBLE_DIR = Path("data/ensemble")
+
+
+@dataclass
+class EnsembleParams:
+    """``ensemble:`` in params.yaml."""
+
+    models: list[str] = field(default_factory=list)  # empty: every rating model in train.models
+    method: Literal["ridge", "nnls"] = "ridge"
+    alpha: float = 1.0  # ridge penalty on standardised features
+    meta: bool = True  # log user / movie support and their products with the predictions
+
+    def validate(self, key: str) -> None:
+        if self.alpha < 0:
+            raise ConfigError(f"params.yaml: `{key}.alpha` must be >= 0 (got {self.alpha})")
+        if self.method == "nnls" and self.meta:
+            raise ConfigError(
+                f"params.yaml: `{key}.method` nnls blends predictions only; set `{key}.meta: false`"
+            )
+
+
+def ensemble_section(params: Params) -> EnsembleParams:
+    return build_section(EnsembleParams, params.extra.get("ensemble"), "ensemble")
+
+
+def supports(data: Processed) -> tuple[np.ndarray, np.ndarray]:
+    """log(1 + training ratings) per user and per movie."""
+    train = data.matrices["train"]
+    user = np.log1p(np.diff(train.indptr)).astype(np.float64)
+    item = np.log1p(np.bincount(train.indices, minlength=data.n_items)).astype(np.float64)
+    return user, item
+
+
+def design(preds: np.ndarray, log_u: np.ndarray, log_i: np.ndarray, meta: bool) -> np.ndarray:
+    """``(rows, features)``: predictions, then supports and prediction x support products."""
+    if not meta:
+        return preds
+    cols = [preds, log_u[:, None], log_i[:, None], preds * log_u[:, None], preds * log_i[:, None]]
+    return np.concatenate(cols, axis=1)
+
+
+@dataclass
+class Stacker:
+    """Standardise with val statistics, then a linear model; everything kept for reuse."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, method: str, alpha: float) -> Stacker:
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        z = (x - mean) / scale
+        if method == "ridge":
+            from sklearn.linear_model import Ridge
+
+            model = Ridge(alpha=alpha).fit(z, y)
+            return cls(mean, scale, model.coef_.astype(np.float64), float(model.intercept_))
+        from scipy.optimize import nnls
+
+        # Non-negative weights on the raw predictions, free intercept as +1 / -1 columns.
+        ones = np.ones((len(y), 1))
+        coef, _ = nnls(np.concatenate([x, ones, -ones], axis=1), y)
+        weights, intercept = coef[:-2], coef[-2] - coef[-1]
+        return cls(np.zeros(x.shape[1]), np.ones(x.shape[1]), weights, float(intercept))
+
+
+def member_models(params: Params, p: EnsembleParams) -> list[str]:
+    from movierec.pipeline import train_section
+
+    names = list(p.models) or [m for m in train_section(params).models]
+    subset = [n for n in names if ((params.extra.get("models") or {}).get(n) or {}).get("subset")]
+    names = [n for n in names if n not in subset]
+    if len(names) < 2:
+        raise ConfigError("params.yaml: `ensemble.models` needs at least two rating models")
+    return names
+
+
+def load_predictions(names: list[str], folder: Path) -> dict[str, pl.DataFrame]:
+    frames = {}
+    for name in names:
+        path = folder / f"{name}.parquet"
+        if not path.is_file():
+            raise MovierecError(
+                f"{path}: no predictions of {name}; run `dvc repro evaluate@{name}`"
+            )
+        frames[name] = pl.read_parquet(path)
+    first = next(iter(frames.values()))
+    for name, frame in frames.items():
+        if frame.height != first.height or not frame["user"].equals(first["user"]):
+            raise MovierecError(
+                f"{folder}/{name}.parquet does not match the other predictions; rerun its evaluate stage"
+            )
+    return frames
+
+
+class Ensemble(Recommender):
+    """The blend as a model: rating predictions from the members' saved predictions, full rows
+    (for top-N) from the members' own ``score_users``."""
+
+    name = "ensemble"
+    scores_are_ratings = False  # rating rows use the members' per-row predictions
+
+    def __init__(self, names: list[str], stacker: Stacker, p: EnsembleParams, data: Processed):
+        super().__init__(p)
+        self.names, self.stacker, self.data = names, stacker, data
+        self.log_u, self.log_i = supports(data)
+        self.frames: dict[str, pl.DataFrame] = {}
+        self.members: list[Recommender] = []
+        lo, hi = data.rating_range
+        self.clip = (lo, hi)
+
+    def blend(self, preds: np.ndarray, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        x = design(preds, self.log_u[user], self.log_i[item], self.params.meta)
+        return np.clip(self.stacker.predict(x), *self.clip).astype(np.float32)
+
+    def predict_split(self, data: Processed, split: str) -> np.ndarray:
+        first = next(iter(self.frames.values())).filter(pl.col("split") == split)
+        preds = np.stack(
+            [
+                self.frames[n].filter(pl.col("split") == split)["prediction"].to_numpy()
+                for n in self.names
+            ],
+            axis=1,
+        ).astype(np.float64)
+        return self.blend(preds, first["user"].to_numpy(), first["item"].to_numpy())
+
+    def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        preds = np.stack([m.predict(user, item) for m in self.members], axis=1)
+        return self.blend(preds.astype(np.float64), user, item)
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        rows = [np.asarray(m.score_users(users), dtype=np.float64) for m in self.members]
+        n_items = self.data.n_items
+        flat = np.stack([r.reshape(-1) for r in rows], axis=1)
+        user = np.repeat(users, n_items)
+        item = np.tile(np.arange(n_items), len(users))
+        return self.blend(flat, user, item).reshape(len(users), n_items)
+
+    def state(self) -> dict[str, np.ndarray]:
+        s = self.stacker
+        return {
+            "mean": s.mean,
+            "scale": s.scale,
+            "coef": s.coef,
+            "intercept": np.array(s.intercept),
+            "names": np.array(self.names),
+        }
+
+
+def fit_ensemble(
+    params: Params, data: Processed, predictions: Path
+) -> tuple[Ensemble, dict[str, Any]]:
+    """Fit the stacker on val predictions; returns the model and its description."""
+    p = ensemble_section(params)
+    names = member_models(params, p)
+    frames = load_predictions(names, predictions)
+    val = {n: f.filter(pl.col("split") == "val") for n, f in frames.items()}
+    first = val[names[0]]
+    preds = np.stack([val[n]["prediction"].to_numpy() for n in names], axis=1).astype(np.float64)
+    log_u, log_i = supports(data)
+    user, item = first["user"].to_numpy(), first["item"].to_numpy()
+    x = design(preds, log_u[user], log_i[item], p.meta)
+    y = first["rating"].to_numpy().astype(np.float64)  # val ratings only
+    t0 = time.perf_counter()
+    stacker = Stacker.fit(x, y, p.method, p.alpha)
+    model = Ensemble(names, stacker, p, data)
+    model.frames = frames
+    labels = list(names)
+    if p.meta:
+        labels += ["log_user_support", "log_movie_support"]
+        labels += [f"{n}*log_user_support" for n in names]
+        labels += [f"{n}*log_movie_support" for n in names]
+    # Weights on the original (unstandardised) scale read as "rating per rating".
+    raw = stacker.coef / stacker.scale
+    info = {
+        "members": names,
+        "method": p.method,
+        "alpha": p.alpha,
+        "meta": p.meta,
+        "fit_rows": int(len(y)),
+        "fit_split": "val",
+        "fit_seconds": time.perf_counter() - t0,
+        "weights": {k: float(w) for k, w in zip(labels, raw, strict=True)},
+        "intercept": float(stacker.intercept - (stacker.mean / stacker.scale) @ stacker.coef),
+        "val_rmse_members": {
+            n: float(np.sqrt(np.mean((preds[:, j] - y) ** 2))) for j, n in enumerate(names)
+        },
+    }
+    return model, info
+
+
+USER_BUCKETS = (1, 21, 51, 101, 201, 501)
+ITEM_BUCKETS = (0, 1, 11, 51, 201, 501)
+
+
+def _bucket_labels(edges: tuple[int, ...]) -> list[str]:
+    labels = []
+    for lo, hi in zip(edges, (*edges[1:], None), strict=True):
+        labels.append(f"{lo}+" if hi is None else (f"{lo}" if hi - lo == 1 else f"{lo}-{hi - 1}"))
+    return labels
+
+
+def error_table(data: Processed, split: str, columns: dict[str, np.ndarray], by: str) -> list[str]:
+    """Markdown rows: RMSE per bucket of user activity or movie popularity (training counts)."""
+    part = data.splits[split]
+    train = data.matrices["train"]
+    if by == "user":
+        counts, edges = np.diff(train.indptr)[part.user], USER_BUCKETS
+    else:
+        counts, edges = np.bincount(train.indices, minlength=data.n_items)[part.item], ITEM_BUCKETS
+    bucket = np.searchsorted(np.asarray(edges), counts, side="right") - 1
+    names = list(columns)
+    lines = [
+        "| training ratings of the "
+        + ("user" if by == "user" else "movie")
+        + " | test ratings | "
+        + " | ".join(f"{n} RMSE" for n in names)
+        + " |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
+    for b, label in enumerate(_bucket_labels(edges)):
+        rows = bucket == b
+        if not rows.any():
+            continue
+        cells = [
+            f"{np.sqrt(np.mean((columns[n][rows] - part.rating[rows]) ** 2)):.4f}" for n in names
+        ]
+        lines.append(f"| {label} | {int(rows.sum()):,} | " + " | ".join(cells) + " |")
+    total = [f"{np.sqrt(np.mean((columns[n] - part.rating) ** 2)):.4f}" for n in names]
+    lines.append(f"| all | {len(part):,} | " + " | ".join(total) + " |")
+    return lines
+
+
+def error_report(data: Processed, best: str, best_pred: np.ndarray, blend: np.ndarray) -> str:
+    """``metrics/insight/errors.md``: where the best single model and the blend go wrong."""
+    columns = {best: best_pred, "ensemble": blend}
+    return "\n".join(
+        [
+            f"# Test RMSE by user activity and movie popularity ({data.meta['dataset']})",
+            "",
+            f"Best single model by validation RMSE: `{best}`. Buckets count each user's / movie's "
+            "ratings in the training split.",
+            "",
+            "## By user activity",
+            "",
+            *error_table(data, "test", columns, "user"),
+            "",
+            "## By movie popularity",
+            "",
+            *error_table(data, "test", columns, "item"),
+            "",
+        ]
+    )

@@ -1,0 +1,168 @@
+"""A look inside the models: 2-D maps of movie vectors and what hidden units respond to.
+
+The map is t-SNE (scikit-learn) of unit-length movie vectors, coloured by each
+movie's first listed genre. The unit report follows the published analysis:
+run the validation pairs through the network, and for each unit of a hidden
+layer list the 20 distinct movies of its most activating pairs, with their mean
+release year and mean training rating.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from movierec.config import ConfigError, Params, build_section
+from movierec.dataset import Processed
+from movierec.io import atomic_path, write_text
+
+
+@dataclass
+class InsightParams:
+    """``insight:`` in params.yaml."""
+
+    tsne_movies: int = 1000  # most-rated movies on the map (t-SNE is quadratic)
+    perplexity: float = 30.0
+    layer: int = -1  # hidden layer of the unit report (-1 = last)
+    top: int = 20  # movies listed per unit
+
+    def validate(self, key: str) -> None:
+        if self.tsne_movies < 10 or self.top < 1:
+            raise ConfigError(f"params.yaml: `{key}.tsne_movies` >= 10 and `{key}.top` >= 1")
+        if self.perplexity <= 0:
+            raise ConfigError(f"params.yaml: `{key}.perplexity` must be positive")
+
+
+def insight_section(params: Params) -> InsightParams:
+    return build_section(InsightParams, params.extra.get("insight"), "insight")
+
+
+def main_genre(data: Processed) -> list[str]:
+    return [gs[0] if len(gs) else "(none)" for gs in data.items["genres"].to_list()]
+
+
+def tsne_map(
+    vectors: np.ndarray, has: np.ndarray, data: Processed, p: InsightParams, seed: int
+) -> pl.DataFrame:
+    """``movie_id, title, genre, x, y`` for the most-rated movies that have a vector."""
+    from sklearn.manifold import TSNE
+
+    support = np.diff(data.matrices["train"].tocsc().indptr)
+    candidates = np.flatnonzero(has)
+    chosen = candidates[np.argsort(-support[candidates], kind="stable")[: p.tsne_movies]]
+    chosen.sort()
+    perplexity = min(p.perplexity, (len(chosen) - 1) / 3)
+    xy = TSNE(
+        n_components=2, perplexity=perplexity, init="pca", random_state=seed, metric="cosine"
+    ).fit_transform(vectors[chosen])
+    items = data.items
+    genres = main_genre(data)
+    return pl.DataFrame(
+        {
+            "movie_id": items["movie_id"].to_numpy()[chosen],
+            "title": items["title"].to_numpy()[chosen],
+            "genre": [genres[i] for i in chosen],
+            "x": xy[:, 0].round(3),
+            "y": xy[:, 1].round(3),
+        }
+    )
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, ".csv") as tmp:
+        frame.write_csv(tmp)
+
+
+def hidden_activations(
+    module: nn.Module, mlp: nn.Module, batch: dict[str, torch.Tensor], layer: int
+) -> np.ndarray:
+    """Post-ReLU outputs of hidden layer ``layer`` of ``mlp`` for every row of ``batch``."""
+    relus = [m for m in mlp.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ConfigError("insight: the model has no hidden ReLU layers")
+    if not -len(relus) <= layer < len(relus):
+        raise ConfigError(f"params.yaml: `insight.layer` must be in [-{len(relus)}, {len(relus)})")
+    seen: list[torch.Tensor] = []
+    hook = relus[layer].register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+    try:
+        from movierec.training import predict_tensors
+
+        predict_tensors(module, batch, 65536)
+    finally:
+        hook.remove()
+    return torch.cat(seen).float().cpu().numpy()
+
+
+def unit_report(
+    name: str, acts: np.ndarray, items: np.ndarray, data: Processed, top: int, seed: int
+) -> str:
+    """Markdown: per unit the ``top`` distinct movies of its most activating pairs."""
+    titles = data.items["title"].to_list()
+    years = data.items["year"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    train = data.matrices["train"].tocsc()
+    counts = np.diff(train.indptr)
+    sums = np.asarray(train.sum(axis=0)).ravel()
+    mean_rating = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    rows, blocks = [], []
+    for unit in range(acts.shape[1]):
+        order = np.argsort(-acts[:, unit], kind="stable")
+        _, first = np.unique(items[order], return_index=True)
+        movies = items[order][np.sort(first)][:top]
+        if acts[order[0], unit] <= 0:
+            rows.append((unit, np.nan, np.nan))
+            blocks.append(f"### unit {unit}\n\nnever active on the validation pairs\n")
+            continue
+        year, rating = float(np.nanmean(years[movies])), float(np.nanmean(mean_rating[movies]))
+        rows.append((unit, year, rating))
+        blocks.append(
+            f"### unit {unit} — mean year {year:.1f}, mean rating {rating:.2f}\n\n"
+            + "; ".join(titles[m] for m in movies)
+            + "\n"
+        )
+    stats = np.array([(y, r) for _, y, r in rows if np.isfinite(r)])
+    rng = np.random.default_rng(seed)
+    pool = np.unique(items)
+    rand = np.array(
+        [
+            (np.nanmean(years[s]), np.nanmean(mean_rating[s]))
+            for s in (rng.choice(pool, min(top, len(pool)), replace=False) for _ in range(200))
+        ]
+    )
+    head = [
+        f"# What the hidden units of `{name}` respond to",
+        "",
+        f"Layer {acts.shape[1]} units wide, validation pairs ({len(items):,}). For each unit: the "
+        f"{top} distinct movies of its most activating pairs. If units split movies by quality "
+        "or age, the spread of their mean rating / year across units is much wider than for "
+        f"random sets of {top} validation movies.",
+        "",
+        "| | mean rating: std across sets | range | mean year: std | range |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, s in (("units", stats), ("random sets", rand)):
+        if len(s):
+            head.append(
+                f"| {label} | {s[:, 1].std():.3f} | {s[:, 1].min():.2f}–{s[:, 1].max():.2f} "
+                f"| {s[:, 0].std():.1f} | {s[:, 0].min():.0f}–{s[:, 0].max():.0f} |"
+            )
+    return "\n".join(head) + "\n\n" + "\n".join(blocks)
+
+
+def model_unit_report(name: str, params: Params, data: Processed, p: InsightParams, out: Path):
+    """Unit report of a trained ``mlp`` or ``rnn``."""
+    from movierec.pipeline import load_model
+
+    model = load_model(name, params, data)
+    batch = model.split_inputs(data, "val")
+    batch.pop("rating", None)
+    batch = {k: v.to(model.device_) for k, v in batch.items()}
+    mlp = model.module_.trunk.blocks if name.startswith("mlp") else model.module_.mlp
+    acts = hidden_activations(model.module_, mlp, batch, p.layer)
+    text = unit_report(name, acts, data.splits["val"].item, data, p.top, params.seed)
+    write_text(out / f"{name}.md", text)

@@ -1,0 +1,117 @@
+"""Nearest movies in an embedding space: word2vec vectors or a trained model's movie embeddings."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from movierec.config import Params
+from movierec.dataset import Processed
+from movierec.embed import VECTORS_DIR, aligned_vectors
+from movierec.errors import LookupFailed, MovierecError
+from movierec.metrics import top_k
+
+# Where each trainable family keeps its movie embedding table.
+EMBEDDING_TABLES = {
+    "mf": "item.weight",
+    "mf_bias": "item.weight",
+    "mlp": "trunk.item.weight",
+    "mlp_classifier": "trunk.item.weight",
+    "wide_deep": "item_emb.weight",
+}
+
+
+@dataclass
+class Neighbour:
+    rank: int
+    movie_id: object
+    title: str
+    genres: str
+    similarity: float
+
+
+def find_movie(data: Processed, title: str | None, movie_id: str | None) -> int:
+    """Our item index from a title (case-insensitive; exact, else unique substring) or an id."""
+    items = data.items
+    if movie_id is not None:
+        from movierec.recommend import item_index
+
+        return item_index(data, movie_id)
+    assert title is not None
+    wanted = title.strip().lower()
+    lower = items["title"].str.to_lowercase()
+    exact = items.filter(lower == wanted)
+    if exact.height == 1:
+        return int(exact["item"].item())
+    hits = exact if exact.height else items.filter(lower.str.contains(wanted, literal=True))
+    if hits.height == 1:
+        return int(hits["item"].item())
+    if hits.height > 1:
+        listing = "\n".join(
+            f"  {row['movie_id']}: {row['title']}" for row in hits.head(15).iter_rows(named=True)
+        )
+        more = f"\n  ... and {hits.height - 15} more" if hits.height > 15 else ""
+        raise LookupFailed(
+            f"{hits.height} movies match {title!r}; pick one with --movie-id:\n{listing}{more}"
+        )
+    close = difflib.get_close_matches(title, items["title"].to_list(), n=5, cutoff=0.5)
+    hint = ("; did you mean: " + "; ".join(close)) if close else ""
+    raise LookupFailed(f"no movie titled {title!r} in {data.meta['dataset']}{hint}")
+
+
+def movie_vectors(model: str, data: Processed, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length movie vectors ``(n_items, d)`` and the mask of movies that have one."""
+    if model == "word2vec":
+        from gensim.models import KeyedVectors
+
+        path = VECTORS_DIR / "vectors.kv"
+        if not path.is_file():
+            raise MovierecError(f"{path}: no word2vec vectors; run `dvc repro embed`")
+        return aligned_vectors(KeyedVectors.load(str(path)), data)
+    if model not in EMBEDDING_TABLES:
+        raise MovierecError(
+            f"--model {model!r} has no movie embeddings; choose word2vec or one of "
+            f"{', '.join(EMBEDDING_TABLES)}"
+        )
+    from movierec.pipeline import MODELS_DIR
+
+    path = MODELS_DIR / model / "model.npz"
+    if not path.is_file():
+        raise MovierecError(f"{path}: no trained {model}; run `dvc repro train@{model}`")
+    with np.load(path) as state:
+        table = state[EMBEDDING_TABLES[model]].astype(np.float32)
+    rated = np.diff(data.matrices["train"].tocsc().indptr) > 0  # untrained rows are noise
+    norms = np.linalg.norm(table, axis=1, keepdims=True)
+    unit = np.divide(table, norms, out=np.zeros_like(table), where=norms > 0)
+    return unit, rated & (norms[:, 0] > 0)
+
+
+def similar(
+    data: Processed, vectors: np.ndarray, has: np.ndarray, item: int, k: int
+) -> list[Neighbour]:
+    """The ``k`` movies with the highest cosine similarity to ``item``."""
+    if not has[item]:
+        raise LookupFailed(
+            f"{data.items['title'][item]} has no vector (not in the training ratings)"
+        )
+    sims = vectors @ vectors[item]
+    sims[~has] = -np.inf
+    sims[item] = -np.inf
+    best = top_k(sims[None], k)[0]
+    items = data.items
+    rows = []
+    for rank, j in enumerate(best[best >= 0], 1):
+        genres = items["genres"][int(j)]
+        rows.append(
+            Neighbour(
+                rank,
+                items["movie_id"][int(j)],
+                items["title"][int(j)],
+                "|".join(genres) if isinstance(genres, pl.Series | list) else str(genres),
+                float(sims[j]),
+            )
+        )
+    return rows
