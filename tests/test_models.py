@@ -101,7 +101,7 @@ SMALL_DATA = {
     "deep_autorec": {"batch_size": 32},
     "mlp_classifier": {"batch_size": 128, "epochs": 15, "patience": 15},
     "bst": {"batch_size": 256, "epochs": 4, "dim": 32, "heads": 4},
-    "rnn": {"batch_size": 256, "epochs": 4},
+    "rnn": {"batch_size": 128, "epochs": 8, "patience": 8},
     "wide_deep": {"batch_size": 256, "epochs": 6},
 }
 
@@ -153,13 +153,21 @@ def test_early_stopping_restores_the_best_epoch():
     assert float(module.b.detach()) == pytest.approx(seen[best][1])
 
 
-@pytest.mark.parametrize("name", ["mf_bias", "mlp", "item_knn", "autorec_item", "deep_autorec"])
+@pytest.mark.parametrize(
+    "name",
+    ["mf_bias", "mlp", "item_knn", "autorec_item", "deep_autorec", "wide_deep", "rnn", "bst"],
+)
 def test_same_seed_identical_predictions(small_planted, name):
+    """Same seed, same machine: bit-identical predictions and rankings (so identical metrics)."""
     data, _ = small_planted
-    part = data.splits["test"]
-    a, _ = _fit(name, data, **({"epochs": 2} if name != "item_knn" else {}))
-    b, _ = _fit(name, data, **({"epochs": 2} if name != "item_knn" else {}))
-    assert np.array_equal(a.predict(part.user, part.item), b.predict(part.user, part.item))
+    extra = {} if name == "item_knn" else {"epochs": 2}
+    if name == "bst":
+        extra |= {"dim": 16, "heads": 2, "batch_size": 256}
+    a, _ = _fit(name, data, **extra)
+    b, _ = _fit(name, data, **extra)
+    assert np.array_equal(a.predict_split(data, "test"), b.predict_split(data, "test"))
+    users = np.arange(8)
+    assert np.array_equal(a.score_users(users), b.score_users(users))
 
 
 @pytest.mark.parametrize("name", list(MODELS))

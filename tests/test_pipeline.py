@@ -54,34 +54,53 @@ def _run(proj: Path, *args: str, mirror: Path | None) -> subprocess.CompletedPro
     return subprocess.run(args, cwd=proj, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_full_repro_then_nothing_to_do(mirror: Path, tmp_path: Path):
-    """The default pipeline end to end on ml-100k: every model trained, evaluated, ranked."""
+def test_partial_repro_reproduces_committed_metrics_then_nothing_to_do(
+    mirror: Path, tmp_path: Path
+):
+    """Download, preprocess and two models through DVC in a scratch copy: the same seed gives
+    the committed metrics, and a second repro has nothing to do. (`.ci/run` reproduces the
+    whole default pipeline with `movierec check-repro`.)"""
     proj = _project(tmp_path)
-    first = _run(proj, "dvc", "repro", mirror=mirror)
+    targets = ["evaluate@mf_bias", "evaluate@rnn"]
+    first = _run(proj, "dvc", "repro", *targets, mirror=mirror)
     assert first.returncode == 0, first.stdout + first.stderr
-    for name in (
-        "ratings.parquet",
-        "users.parquet",
-        "items.parquet",
-        "matrices.npz",
-        "sequences.npz",
-    ):
+    for name in ("ratings.parquet", "users.parquet", "items.parquet", "matrices.npz"):
         assert (proj / "data" / "processed" / name).is_file()
     stats = json.loads((proj / "metrics" / "data.json").read_text())
     assert (stats["ratings"]["total"], stats["users"], stats["items"]) == (100_000, 943, 1_682)
-    models = yaml.safe_load((proj / "params.yaml").read_text())["train"]["models"]
-    board = json.loads((proj / "metrics" / "leaderboard.json").read_text())["models"]
-    assert set(board) == set(models)
-    bias = board["bias"]["rmse"]
-    assert all(row["rmse"] < bias for name, row in board.items() if name != "bias"), board
-    # The same seed on the same machine reproduces the committed metrics.
-    committed = json.loads((ROOT / "metrics" / "leaderboard.json").read_text())["models"]
-    for name, row in board.items():
-        assert row["rmse"] == pytest.approx(committed[name]["rmse"], abs=2e-3), name
-    second = _run(proj, "dvc", "repro", mirror=mirror)
+    for name in ("mf_bias", "rnn"):
+        fresh = json.loads((proj / "metrics" / "eval" / f"{name}.json").read_text())["test"]
+        committed = json.loads((ROOT / "metrics" / "eval" / f"{name}.json").read_text())["test"]
+        for key in ("rmse", "mae", "ndcg@10"):
+            assert fresh[key] == pytest.approx(committed[key], abs=2e-3), (name, key)
+        assert (proj / "data" / "predictions" / f"{name}.parquet").is_file()
+    second = _run(proj, "dvc", "repro", *targets, mirror=mirror)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout
-    assert "up to date" in second.stdout
+
+
+def test_tampered_params_fail_before_any_work(tmp_path: Path):
+    proj = _project(tmp_path)
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    for edit, key in (
+        ({"lr": "fast"}, "models.mf_bias.lr"),
+        ({"lr": -1.0}, "models.mf_bias.lr"),
+        ({"factorz": 3}, "models.mf_bias.factorz"),
+    ):
+        bad = json.loads(json.dumps(params))
+        bad["models"]["mf_bias"] |= edit
+        (proj / "params.yaml").write_text(yaml.safe_dump(bad))
+        result = _run(proj, "python", "stages/train.py", "mf_bias", mirror=None)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and f"`{key}`" in result.stderr, result.stderr
+        assert not (proj / "data" / "models").exists()
+
+
+def test_missing_upstream_output_is_dvc_message(tmp_path: Path):
+    proj = _project(tmp_path)
+    result = _run(proj, "python", "stages/train.py", "mf_bias", mirror=None)
+    assert result.returncode == 1
+    assert "run `dvc repro preprocess` first" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_param_fails_with_one_line(tmp_path: Path):

@@ -42,6 +42,16 @@ print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
 """
 
 
+CHILD_ENSEMBLE = r"""
+import json, resource
+from movierec.config import load_params
+from movierec.ensemble import run_ensemble
+result = run_ensemble(load_params())
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
+"""
+
+
 def merge(base: dict, extra: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in extra.items():
@@ -92,6 +102,7 @@ def run_bench(
     overrides: dict | None = None,
     models: list[str] | None = None,
     progress: bool = True,
+    ensemble: bool = True,
 ) -> dict[str, Any]:
     """Benchmark ``models`` (default: train.models) on ``dataset``; returns the bench record."""
     from movierec.config import parse_params
@@ -162,6 +173,40 @@ def run_bench(
                     f"{fit['train_seconds']:.1f}s",
                     file=sys.stderr,
                     flush=True,
+                )
+        rating_models = [n for n in record["models"] if n != "word2vec"]
+        if ensemble and len(rating_models) >= 2:
+            raw_e = merge(raw, {"ensemble": {"models": rating_models}})
+            (work / "params.yaml").write_text(yaml.safe_dump(raw_e))
+            proc = subprocess.run(
+                [sys.executable, "-c", CHILD_ENSEMBLE], cwd=work, capture_output=True, text=True
+            )
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+                raise MovierecError(f"bench: ensemble failed: {' '.join(tail)}")
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            result = out["result"]
+            record["models"]["ensemble"] = {
+                "test_rmse": result["test"].get("rmse"),
+                "test_mae": result["test"].get("mae"),
+                "test_ndcg@10": result["test"].get("ndcg@10"),
+                "test_recall@10": result["test"].get("recall@10"),
+                "val_rmse": result["val"].get("rmse"),
+                "epochs": 1,
+                "best_epoch": 1,
+                "seconds_per_epoch": None,
+                "seconds_to_best": result["train_seconds"],
+                "train_seconds": result["train_seconds"],
+                "eval_seconds": result["total_eval_seconds"],
+                "peak_rss_mib": out["peak_rss_mib"],
+                "device": "cpu",
+                "members": result["blend"]["members"],
+                "best_member": result["best_member"],
+            }
+            if progress:
+                print(
+                    f"ensemble: test RMSE {record['models']['ensemble']['test_rmse']:.4f}",
+                    file=sys.stderr,
                 )
     return record
 

@@ -31,14 +31,14 @@ VECTORS_DIR = Path("data/models/word2vec")
 class EmbedParams:
     """``embed:`` in params.yaml."""
 
-    method: Literal["skipgram", "cbow"] = "cbow"
+    method: Literal["skipgram", "cbow"] = "skipgram"
     vector_size: int = 64
     window: int = 50  # wide: a user's movies are a set more than a sentence
     negative: int = 10
     min_count: int = 5  # rarer movies get noisy vectors that crowd the top of every list
     epochs: int = 20
     min_rating: float = 0.0  # keep only movies rated at or above this in the sentences (0 = all)
-    sample: float = 0.0  # no down-sampling: popular movies are the signal, not stop words
+    sample: float = 1e-4  # down-sampling of the most-rated movies
     neighbours: int = 6  # for genre coherence@neighbours
     k: int = 10  # cut-off of the next-movie metrics
 

@@ -283,3 +283,42 @@ def error_report(data: Processed, best: str, best_pred: np.ndarray, blend: np.nd
             "",
         ]
     )
+
+
+def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> dict[str, Any]:
+    """The `ensemble` stage: fit on val, evaluate like any model, write the blend and errors.md."""
+    from movierec.dataset import load_processed
+    from movierec.evaluate import evaluate
+    from movierec.io import atomic_dir, write_json, write_text
+    from movierec.pipeline import (
+        EVAL_METRICS,
+        PREDICTIONS_DIR,
+        eval_section,
+        load_model,
+        write_predictions,
+    )
+
+    eval_params = eval_section(params)
+    data = load_processed(processed)
+    model, info = fit_ensemble(params, data, PREDICTIONS_DIR)
+    model.members = [load_model(n, params, data) for n in model.names]
+    result = evaluate(model, data, eval_params)
+    result |= {
+        "model": "ensemble",
+        "blend": info,
+        "note": "val metrics are in-sample: the blend is fitted on val; test is held out",
+        "train_seconds": info["fit_seconds"],
+        "epochs": 1,
+        "best_epoch": 1,
+    }
+    with atomic_dir(ENSEMBLE_DIR) as tmp:
+        np.savez(tmp / "model.npz", **model.state())
+        write_predictions(model, data, tmp / "predictions.parquet")
+    write_json(EVAL_METRICS / "ensemble.json", result)
+    best = min(info["val_rmse_members"], key=info["val_rmse_members"].get)
+    test = pl.read_parquet(PREDICTIONS_DIR / f"{best}.parquet").filter(pl.col("split") == "test")
+    report = error_report(
+        data, best, test["prediction"].to_numpy(), model.predict_split(data, "test")
+    )
+    write_text("metrics/insight/errors.md", report)
+    return result | {"best_member": best}

@@ -1,0 +1,34 @@
+"""The CI reproducibility check: which metric moves fail it."""
+
+from __future__ import annotations
+
+from movierec.reprocheck import Tolerance, compare
+from tests.conftest import ROOT
+
+
+def _tol() -> Tolerance:
+    return Tolerance(0.002, ["*seconds*"], {"metrics/embed.json:*": 0.01})
+
+
+def test_small_moves_pass_large_moves_fail():
+    diff = {
+        "metrics/eval/mf.json": {
+            "test.rmse": {"old": 0.9001, "new": 0.9010, "diff": 0.0009},
+            "test.ndcg@10": {"old": 0.10, "new": 0.11, "diff": 0.01},
+            "train_seconds": {"old": 3.0, "new": 9.0, "diff": 6.0},
+        },
+        "metrics/embed.json": {"next_movie.hit@10": {"old": 0.50, "new": 0.505, "diff": 0.005}},
+    }
+    bad = compare(diff, _tol())
+    assert [name for name, *_ in bad] == ["metrics/eval/mf.json:test.ndcg@10"]
+
+
+def test_appearing_or_vanishing_metrics_fail():
+    diff = {"metrics/eval/bst.json": {"test.rmse": {"old": None, "new": 0.92}}}
+    assert compare(diff, _tol())[0][0] == "metrics/eval/bst.json:test.rmse"
+
+
+def test_committed_tolerance_file_loads():
+    tol = Tolerance.load(ROOT / "repro-tolerance.yaml")
+    assert tol.limit("metrics/eval/mf.json:test.rmse") == tol.default
+    assert tol.limit("metrics/eval/mf.json:test.topn_seconds") is None
