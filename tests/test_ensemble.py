@@ -120,3 +120,29 @@ def test_tune_rejects_a_bad_space(tiny_project):
     params.extra["tune"] = {"spaces": {"mf_bias": {"factorz": ["int", 4, 16]}}}
     with pytest.raises(ConfigError, match="tune.spaces.mf_bias.factorz"):
         tune(params, load_processed(), "mf_bias", 1, tiny_project / "x.yaml")
+
+
+def test_blended_rows_match_blended_predictions(tiny_project):
+    """Top-N rows are built member by member; they must equal the per-pair blend."""
+    from movierec.pipeline import PREDICTIONS_DIR, evaluate_model, load_model, train_model
+
+    params = load_params()
+    for name in ("bias", "mf_bias", "item_knn"):
+        train_model(name, params)
+        evaluate_model(name, params)
+    data = load_processed()
+    model, _ = fit_ensemble(_params(["bias", "mf_bias", "item_knn"]), data, PREDICTIONS_DIR)
+    model.members = [load_model(n, params, data) for n in model.names]
+    part = data.splits["test"]
+    users = np.unique(part.user)[:6]
+    rows = model.score_users(users)
+    sel = np.isin(part.user, users)
+    index = np.searchsorted(users, part.user[sel])
+    np.testing.assert_allclose(
+        rows[index, part.item[sel]], model.predict(part.user[sel], part.item[sel]), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        model.predict_split(data, "test")[sel],
+        model.predict(part.user[sel], part.item[sel]),
+        atol=1e-4,
+    )

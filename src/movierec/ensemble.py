@@ -161,12 +161,27 @@ class Ensemble(Recommender):
         return self.blend(preds.astype(np.float64), user, item)
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
-        rows = [np.asarray(m.score_users(users), dtype=np.float64) for m in self.members]
-        n_items = self.data.n_items
-        flat = np.stack([r.reshape(-1) for r in rows], axis=1)
-        user = np.repeat(users, n_items)
-        item = np.tile(np.arange(n_items), len(users))
-        return self.blend(flat, user, item).reshape(len(users), n_items)
+        """Blended full rows, accumulated member by member (never a design matrix per cell).
+
+        The stacker is linear, so prediction = c + a_u log_u + a_i log_i
+        + sum_m pred_m * (a_m + a_mu log_u + a_mi log_i) with unstandardised weights a.
+        """
+        a = self.stacker.coef / self.stacker.scale
+        c = self.stacker.intercept - float(self.stacker.mean @ a)
+        n = len(self.names)
+        log_u = self.log_u[users][:, None].astype(np.float32)
+        log_i = self.log_i[None, :].astype(np.float32)
+        if self.params.meta:
+            out = c + a[n] * log_u + a[n + 1] * log_i
+        else:
+            out = np.full((len(users), 1), c, dtype=np.float32)
+        out = np.broadcast_to(out, (len(users), self.data.n_items)).astype(np.float32)
+        for m, member in enumerate(self.members):
+            weight = np.float32(a[m])
+            if self.params.meta:
+                weight = weight + a[n + 2 + m] * log_u + a[2 * n + 2 + m] * log_i
+            out += np.asarray(member.score_users(users), dtype=np.float32) * weight
+        return np.clip(out, *self.clip)
 
     def state(self) -> dict[str, np.ndarray]:
         s = self.stacker
