@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -20,7 +22,8 @@ from movierec.embed import (
 )
 from movierec.insight import InsightParams, tsne_map
 from movierec.similar import find_movie, movie_vectors
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = {"epochs": 3, "min_count": 1, "vector_size": 16}
 

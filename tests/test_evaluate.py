@@ -11,8 +11,10 @@ from movierec.cli import main as cli_main
 from movierec.config import load_params
 from movierec.dataset import load_processed
 from movierec.evaluate import EvalParams, evaluate
+from movierec.leaderboard import build_leaderboard, write_leaderboard
 from movierec.models.base import Recommender
-from movierec.pipeline import build_leaderboard, evaluate_model, train_model, write_leaderboard
+from movierec.pipeline import evaluate_model, train_model
+from movierec.recommend import default_model
 
 
 class Oracle(Recommender):
@@ -58,18 +60,73 @@ def test_pipeline_writes_eval_and_leaderboard(tiny_project):
         assert set(result) >= {"val", "test", "train_seconds", "epochs"}
     saved = json.loads((tiny_project / "metrics" / "eval" / "mf_bias.json").read_text())
     assert saved["test"]["rmse"] == pytest.approx(result["test"]["rmse"])
-    rows = build_leaderboard()
-    assert [r["model"] for r in rows] == sorted(
-        (r["model"] for r in rows), key=lambda m: next(x["rmse"] for x in rows if x["model"] == m)
-    )
-    write_leaderboard(rows, "synthetic")
-    board = json.loads((tiny_project / "metrics" / "leaderboard.json").read_text())
-    assert set(board["models"]) == {"bias", "mf_bias"}
-    assert "| mf_bias |" in (tiny_project / "metrics" / "leaderboard.md").read_text()
+    # DVC's metrics hold the headline only; seconds never reach a git-tracked file.
+    assert set(saved) == {"val", "test"} and set(saved["test"]) == {
+        "rmse",
+        "mae",
+        "ndcg@10",
+        "recall@10",
+    }
+    details = json.loads((tiny_project / "metrics" / "details" / "mf_bias.json").read_text())
+    assert "rmse_rounded" in details["test"] and "coverage@10" in details["test"]
+    assert "seconds" not in json.dumps(details) and "seconds" not in json.dumps(saved)
+    timing = json.loads((tiny_project / "data" / "timings" / "mf_bias.json").read_text())
+    assert timing["train_seconds"] > 0
+    board = build_leaderboard()
+    rmse = [r["rmse"] for r in board["rating"]]
+    assert rmse == sorted(rmse) and {r["model"] for r in board["rating"]} == {"bias", "mf_bias"}
+    write_leaderboard(board, "synthetic")
+    saved_board = json.loads((tiny_project / "metrics" / "leaderboard.json").read_text())
+    assert saved_board["selected"]["rating"] in {"bias", "mf_bias"}
+    text = (tiny_project / "metrics" / "leaderboard.md").read_text()
+    assert "## Rating accuracy" in text and "## Top-10 recommendation" in text
+
+
+def _details(folder, name, val, test):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps({"model": name, "val": val, "test": test}))
+
+
+def test_leaderboard_selects_by_validation_not_test(tmp_path):
+    details = tmp_path / "details"
+    # "lucky" is best on test, "steady" on validation: validation must win, for both tables.
+    _details(details, "lucky", {"rmse": 0.95, "ndcg@10": 0.10}, {"rmse": 0.80, "ndcg@10": 0.40})
+    _details(details, "steady", {"rmse": 0.90, "ndcg@10": 0.20}, {"rmse": 0.85, "ndcg@10": 0.30})
+    _details(details, "ranker", {"ndcg@10": 0.15}, {"ndcg@10": 0.35})
+    blend = {"model": "blend", "val_in_sample": True, "val": {"rmse": 0.5}, "test": {"rmse": 0.79}}
+    (details / "blend.json").write_text(json.dumps(blend))
+    (details / ".lucky.json.x1y2.tmp.json").write_text(
+        "{half-written"
+    )  # a killed writer's leftover
+    board = build_leaderboard(details)
+    assert [r["model"] for r in board["rating"]] == ["blend", "lucky", "steady"]  # by test
+    assert [r["model"] for r in board["topn"]] == ["lucky", "ranker", "steady"]
+    assert board["selected"] == {"rating": "steady", "topn": "steady"}
+    write_leaderboard(board, "hand-made", tmp_path)
+    assert "| **steady** ✓ |" in (tmp_path / "leaderboard.md").read_text()
+    assert (tmp_path / "leaderboard.csv").read_text().splitlines()[1:] == [
+        "blend,0.7900,",
+        "lucky,0.8000,0.4000",
+        "ranker,,0.3500",
+        "steady,0.8500,0.3000",
+    ]
+
+
+def test_recommend_default_is_chosen_by_validation(tiny_project):
+    params = load_params()
+    for name in ("bias", "mf_bias"):
+        train_model(name, params)
+    details = tiny_project / "metrics" / "details"
+    _details(details, "bias", {"rmse": 0.9, "ndcg@10": 0.3}, {"rmse": 0.99, "ndcg@10": 0.01})
+    _details(details, "mf_bias", {"rmse": 1.0, "ndcg@10": 0.1}, {"rmse": 0.5, "ndcg@10": 0.9})
+    write_leaderboard(build_leaderboard(details), "synthetic", tiny_project / "metrics")
+    assert default_model("topn") == "bias"
+    assert default_model("rating") == "bias"
 
 
 def test_cli_recommend_prints_titles(tiny_project, capsys):
     train_model("mf_bias", load_params())
+    capsys.readouterr()  # the training's epoch lines
     cli_main(["recommend", "--user", "3", "-k", "4", "--model", "mf_bias"])
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0].startswith("Top 4 movies for user 3 (mf_bias, synthetic)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -24,6 +24,7 @@ PROJECT_FILES = [
     "src",
     ".dvc/config",
     ".dvc/.gitignore",
+    ".dvc/plots",
 ]
 
 
@@ -77,6 +78,30 @@ def test_partial_repro_reproduces_committed_metrics_then_nothing_to_do(
     second = _run(proj, "dvc", "repro", *targets, mirror=mirror)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout
+
+
+def test_any_subset_of_models_completes_dvc_repro(tmp_path: Path):
+    """`train.models: [bias, mf_bias]` runs every stage, insight and ensemble included: the
+    stages ask models what they provide instead of naming them."""
+    proj = _project(tmp_path)
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["data"]["dataset"] = "synthetic"
+    params["data"]["synthetic"] |= {"n_users": 200, "n_items": 300, "n_ratings": 12000}
+    params["train"]["models"] = ["bias", "mf_bias"]
+    params["embed"]["epochs"] = 3
+    params["insight"]["tsne_movies"] = 100
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = _run(proj, "dvc", "repro", mirror=None)
+    assert result.returncode == 0, result.stdout + result.stderr
+    board = json.loads((proj / "metrics" / "leaderboard.json").read_text())
+    assert {r["model"] for r in board["rating"]} == {"bias", "mf_bias", "ensemble"}
+    assert {"word2vec", "mf_bias"} <= {r["model"] for r in board["topn"]}
+    maps = sorted(p.name for p in (proj / "metrics" / "insight" / "maps").iterdir())
+    assert maps == ["mf_bias.csv", "word2vec.csv"]
+    units = (proj / "metrics" / "insight" / "units" / "index.md").read_text()
+    assert "No model in train.models has hidden units" in units
+    status = _run(proj, "dvc", "status", mirror=None)
+    assert "changed" not in status.stdout, status.stdout
 
 
 def test_tampered_params_fail_before_any_work(tmp_path: Path):

@@ -14,7 +14,7 @@ import copy
 import json
 import os
 import platform
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +28,7 @@ from movierec.errors import MovierecError
 from movierec.io import write_json, write_text
 
 CUSTOM_SETS = {"ml-1m-custom": "ml-1m-no-timestamps"}
+CUSTOM_PROFILES = {"ml-1m-custom": "ml-1m"}  # profiles.yaml entry for each custom set
 
 CHILD = r"""
 import json, resource, sys
@@ -68,6 +69,7 @@ def dataset_section(name: str, mirror: str) -> dict:
         folder = os.path.join(mirror, CUSTOM_SETS[name])
         return {
             "dataset": "custom",
+            "profile": CUSTOM_PROFILES[name],
             "custom": {
                 "ratings": f"{folder}/ratings.csv",
                 "items": f"{folder}/items.csv",
@@ -87,14 +89,6 @@ def machine() -> str:
     )
 
 
-def _epoch_seconds(work: Path, name: str) -> list[float]:
-    path = work / "metrics" / "train" / name / "plots" / "metrics" / "seconds.tsv"
-    if not path.is_file():
-        return []
-    lines = path.read_text().splitlines()[1:]
-    return [float(line.split("\t")[1]) for line in lines if line.strip()]
-
-
 def run_bench(
     root: Path,
     dataset: str,
@@ -105,7 +99,7 @@ def run_bench(
     ensemble: bool = True,
 ) -> dict[str, Any]:
     """Benchmark ``models`` (default: train.models) on ``dataset``; returns the bench record."""
-    from movierec.config import parse_params
+    from movierec.config import load_params
     from movierec.data.download import acquire
     from movierec.data.preprocess import preprocess
     from movierec.models.registry import MODELS, create
@@ -122,7 +116,9 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="movierec-bench-") as tmp:
         work = Path(tmp)
         (work / "params.yaml").write_text(yaml.safe_dump(raw))
-        params = parse_params(raw)
+        if (root / "profiles.yaml").is_file():
+            shutil.copy(root / "profiles.yaml", work / "profiles.yaml")
+        params = load_params(work / "params.yaml")
         t0 = time.perf_counter()
         acquire(params.data, params.seed, work / "data/raw", work / "data/cache")
         prepared = preprocess(
@@ -150,7 +146,6 @@ def run_bench(
                 raise MovierecError(f"bench: {name} failed: {' '.join(tail)}")
             out = json.loads(proc.stdout.strip().splitlines()[-1])
             fit, result = out["fit"], out["result"]
-            epochs = _epoch_seconds(work, name)
             test, val = result["test"], result["val"]
             record["models"][name] = {
                 "test_rmse": test.get("rmse"),
@@ -160,7 +155,7 @@ def run_bench(
                 "val_rmse": val.get("rmse"),
                 "epochs": fit["epochs"],
                 "best_epoch": fit["best_epoch"],
-                "seconds_per_epoch": statistics.median(epochs) if epochs else None,
+                "seconds_per_epoch": fit["train_seconds"] / max(1, fit["epochs"]),
                 "seconds_to_best": fit["seconds_to_best"],
                 "train_seconds": fit["train_seconds"],
                 "eval_seconds": result["eval_seconds"],

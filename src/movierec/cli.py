@@ -15,43 +15,16 @@ def _params():
     return load_params()
 
 
-def cmd_download(args: argparse.Namespace) -> None:
-    from movierec.data.download import acquire
+def _step(name: str):
+    """A pipeline step (``movierec.steps``): the same function its DVC stage runs."""
 
-    params = _params()
-    source = acquire(params.data, params.seed, Path("data/raw"), Path("data/cache"))
-    print(f"{params.data.dataset}: data/raw/{params.data.dataset} (from {source})")
+    def run(args: argparse.Namespace) -> None:
+        from movierec import steps
 
+        func = getattr(steps, name)
+        func(args.model) if hasattr(args, "model") and name in steps.PER_MODEL else func()
 
-def cmd_preprocess(args: argparse.Namespace) -> None:
-    from movierec.data.preprocess import preprocess
-    from movierec.io import write_json
-
-    params = _params()
-    prepared = preprocess(
-        Path("data/raw") / params.data.dataset, Path("data/processed"), params.data, params.seed
-    )
-    write_json("metrics/data.json", prepared.stats)
-    print(f"{prepared.stats['ratings']['total']:,} ratings -> data/processed")
-
-
-def cmd_train(args: argparse.Namespace) -> None:
-    from movierec.pipeline import train_model
-
-    summary = train_model(args.model, _params())
-    print(
-        f"{args.model}: best epoch {summary['best_epoch']} of {summary['epochs']}, "
-        f"{summary['train_seconds']:.1f}s on {summary['device']}"
-    )
-
-
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    from movierec.pipeline import evaluate_model
-
-    result = evaluate_model(args.model, _params())
-    print(
-        f"{args.model}: test RMSE {result['test']['rmse']:.4f}, NDCG@10 {result['test']['ndcg@10']:.4f}"
-    )
+    return run
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
@@ -60,11 +33,11 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
     params = _params()
     data = load_processed()
-    model = args.model or default_model()
+    model = args.model or default_model("topn")
     recs = recommend(data, params, args.user, args.k, model)
     print(f"Top {len(recs)} movies for user {args.user} ({model}, {data.meta['dataset']}):")
     width = max((len(r.title) for r in recs), default=5)
-    print(f"{'#':>3}  {'movie':<{width}}  {'year':>4}  predicted")
+    print(f"{'#':>3}  {'movie':<{width}}  {'year':>4}  score")
     for r in recs:
         year = "" if r.year is None else str(r.year)
         print(f"{r.rank:>3}  {r.title:<{width}}  {year:>4}  {r.score:9.2f}")
@@ -76,7 +49,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     params = _params()
     data = load_processed()
-    model = args.model or default_model()
+    model = args.model or default_model("rating")
     pred, actual = predict_one(data, params, args.user, args.movie, model)
     extra = f" (rated {actual:g})" if actual is not None else ""
     print(f"user {args.user}, movie {args.movie}: predicted {pred:.2f}{extra} [{model}]")
@@ -141,30 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("download", help="fetch and verify data.dataset into data/raw").set_defaults(
-        func=cmd_download
-    )
-    sub.add_parser("preprocess", help="parse, reindex and split into data/processed").set_defaults(
-        func=cmd_preprocess
-    )
-    for name, func, text in (
-        ("train", cmd_train, "train one model"),
-        ("evaluate", cmd_evaluate, "evaluate one model"),
+    for name, text in (
+        ("download", "fetch and verify data.dataset into data/raw"),
+        ("preprocess", "parse, reindex and split into data/processed"),
+        ("embed", "train and score word2vec movie vectors"),
+        ("insight", "t-SNE maps and hidden-unit reports of the trained models"),
+        ("ensemble", "blend the rating models' predictions (fitted on val)"),
+        ("report", "write the leaderboard from metrics/details"),
     ):
+        sub.add_parser(name, help=text).set_defaults(func=_step(name))
+    for name, text in (("train", "train one model"), ("evaluate", "evaluate one model")):
         p = sub.add_parser(name, help=text)
         p.add_argument("model", help="model name, e.g. mf_bias")
-        p.set_defaults(func=func)
+        p.set_defaults(func=_step(name))
 
     p = sub.add_parser("recommend", help="top unseen movies for a user, with titles")
     p.add_argument("--user", required=True, help="the user's original id in the data set")
     p.add_argument("-k", type=int, default=20, help="how many movies (default 20)")
-    p.add_argument("--model", help="a trained model (default: the leaderboard's best)")
+    p.add_argument(
+        "--model", help="a trained model (default: the best validation NDCG on the leaderboard)"
+    )
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("predict", help="predicted rating of one movie for one user")
     p.add_argument("--user", required=True, help="the user's original id")
     p.add_argument("--movie", required=True, help="the movie's original id")
-    p.add_argument("--model", help="a trained model (default: the leaderboard's best)")
+    p.add_argument("--model", help="a trained rating model (default: the best validation RMSE)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("similar", help="the movies nearest to one movie in an embedding space")
@@ -174,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="word2vec",
-        help="word2vec (default) or a trained embedding model: mf, mf_bias, mlp, mlp_classifier, wide_deep",
+        help="word2vec (default) or any trained model with movie vectors (mf_bias, mlp, ...)",
     )
     p.set_defaults(func=cmd_similar)
 
@@ -188,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time and score every model on one data set")
     p.add_argument("--dataset", default="ml-100k", help="a release name, or ml-1m-custom")
     p.add_argument("--mirror", help="folder with the archives (default: $MOVIELENS_MIRROR)")
-    p.add_argument("--overrides", help="YAML merged over params.yaml, e.g. bench/ml-1m.yaml")
+    p.add_argument(
+        "--overrides", help="YAML merged over params.yaml (profiles.yaml applies by itself)"
+    )
     p.add_argument("--models", nargs="+", help="default: train.models")
     p.add_argument("--out", default="metrics/bench.json", help="JSON record to write")
     p.add_argument("--markdown", help="also write the table here")

@@ -119,6 +119,7 @@ class DataParams:
     """Which data set, where to find it, and how to prepare it."""
 
     dataset: str = "ml-100k"
+    profile: str = "auto"  # settings for a data set's size from profiles.yaml (auto: by dataset)
     mirror: str = ""
     duplicates: Literal["last", "mean", "error"] = "last"
     custom: CustomData = field(default_factory=CustomData)
@@ -161,8 +162,6 @@ _PASS_THROUGH = (
     "insight",
     "ensemble",
     "tune",
-    "report",
-    "bench",
 )
 
 
@@ -249,6 +248,10 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
     """Validate a params mapping (as loaded from YAML) into :class:`Params`."""
     raw = dict(raw or {})
     extra = {k: raw.pop(k) for k in list(raw) if k in _PASS_THROUGH}
+    known = sorted({"seed", "data", *_PASS_THROUGH})
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise _fail(unknown[0], f"is not a known section; known sections: {', '.join(known)}")
     params = _build(Params, raw, "")
     params.extra = extra
     return params
@@ -259,13 +262,76 @@ def build_section(cls: Any, raw: Any, key: str) -> Any:
     return _build(cls, raw, key)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``; every problem is a :class:`ConfigError`."""
+def load_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """``params.yaml`` as a mapping; a missing file or bad YAML is one line."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: not found; run from the project root (where dvc.yaml is)")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_params(raw)
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise ConfigError(f"{path}:{where}: not valid YAML ({problem}); fix the file") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections (seed, data, train, ...)")
+    return raw
+
+
+PROFILE_SECTIONS = ("models", "embed", "insight", "ensemble")
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_profile(raw: dict[str, Any], profiles_path: Path) -> dict[str, Any]:
+    """``raw`` with the selected profile of ``profiles.yaml`` merged over it.
+
+    ``data.profile: auto`` picks the profile named like ``data.dataset`` when there is
+    one; ``none`` picks nothing; any other value must name a profile. A profile may
+    set only what DVC re-reads per stage (model, embed, insight and ensemble settings),
+    never the data, the split or the list of models.
+    """
+    data = raw.get("data") or {}
+    name = data.get("profile", "auto") if isinstance(data, dict) else "auto"
+    profiles: dict[str, Any] = {}
+    if profiles_path.is_file():
+        profiles = load_raw(profiles_path)
+    if name == "none":
+        return raw
+    if name == "auto":
+        name = data.get("dataset", "ml-100k") if isinstance(data, dict) else "ml-100k"
+        if name not in profiles:
+            return raw
+    elif name not in profiles:
+        known = ", ".join(["auto", "none", *sorted(profiles)])
+        raise ConfigError(
+            f"params.yaml: `data.profile` is {name!r}, which {profiles_path} does not define; "
+            f"use one of: {known}"
+        )
+    profile = profiles[name] or {}
+    if not isinstance(profile, dict):
+        raise ConfigError(f"{profiles_path}: `{name}` must be a mapping of sections")
+    for key in profile:
+        if key not in PROFILE_SECTIONS:
+            raise ConfigError(
+                f"{profiles_path}: `{name}.{key}` cannot be set by a profile (only "
+                f"{', '.join(PROFILE_SECTIONS)}); set it in params.yaml"
+            )
+    return _merge(raw, profile)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; every problem is a :class:`ConfigError`."""
+    path = Path(path)
+    return parse_params(apply_profile(load_raw(path), path.parent / "profiles.yaml"))

@@ -81,6 +81,32 @@ class Processed:
         total.data[:] = 1.0
         return total
 
+    def for_training(self) -> Processed:
+        """The same data with the test split removed: what ``fit`` may see.
+
+        Test ratings reach only evaluation; a model that reaches for them during
+        training fails with a KeyError instead of silently learning from them.
+        """
+        return TrainingData(
+            self.folder,
+            self.meta,
+            self.ratings.filter(pl.col("split") != "test"),
+            {k: v for k, v in self.splits.items() if k != "test"},
+        )
+
+
+class TrainingData(Processed):
+    """:class:`Processed` without the test split (matrices, sequences and rows)."""
+
+    @cached_property
+    def matrices(self) -> dict[str, sp.csr_matrix]:
+        return {k: v for k, v in load_matrices(self.folder / "matrices.npz").items() if k != "test"}
+
+    @cached_property
+    def sequences(self) -> dict[str, np.ndarray]:
+        with np.load(self.folder / "sequences.npz") as f:
+            return {k: f[k] for k in f.files if not k.startswith("test_")}
+
 
 def load_processed(folder: str | Path = "data/processed") -> Processed:
     """Load ``data/processed``; a missing folder gets a message saying which stage to run."""

@@ -12,41 +12,20 @@ ratings are never read before the final scoring.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from movierec.config import ConfigError, Params, build_section
+from movierec.config import ConfigError, Params
 from movierec.dataset import Processed
 from movierec.errors import MovierecError
 from movierec.models.base import Recommender
+from movierec.schema import EnsembleParams, ensemble_section  # noqa: F401
 
 ENSEMBLE_DIR = Path("data/ensemble")
-
-
-@dataclass
-class EnsembleParams:
-    """``ensemble:`` in params.yaml."""
-
-    models: list[str] = field(default_factory=list)  # empty: every rating model in train.models
-    method: Literal["ridge", "nnls"] = "ridge"
-    alpha: float = 1.0  # ridge penalty on standardised features
-    meta: bool = True  # log user / movie support and their products with the predictions
-
-    def validate(self, key: str) -> None:
-        if self.alpha < 0:
-            raise ConfigError(f"params.yaml: `{key}.alpha` must be >= 0 (got {self.alpha})")
-        if self.method == "nnls" and self.meta:
-            raise ConfigError(
-                f"params.yaml: `{key}.method` nnls blends predictions only; set `{key}.meta: false`"
-            )
-
-
-def ensemble_section(params: Params) -> EnsembleParams:
-    return build_section(EnsembleParams, params.extra.get("ensemble"), "ensemble")
 
 
 def supports(data: Processed) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +76,7 @@ class Stacker:
 
 
 def member_models(params: Params, p: EnsembleParams) -> list[str]:
-    from movierec.pipeline import train_section
+    from movierec.schema import train_section
 
     names = list(p.models) or [m for m in train_section(params).models]
     subset = [n for n in names if ((params.extra.get("models") or {}).get(n) or {}).get("subset")]
@@ -304,14 +283,14 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
     """The `ensemble` stage: fit on val, evaluate like any model, write the blend and errors.md."""
     from movierec.dataset import load_processed
     from movierec.evaluate import evaluate
-    from movierec.io import atomic_dir, write_json, write_text
+    from movierec.io import atomic_dir, write_text
     from movierec.pipeline import (
-        EVAL_METRICS,
         PREDICTIONS_DIR,
         eval_section,
         load_model,
         write_predictions,
     )
+    from movierec.results import write_result
 
     eval_params = eval_section(params)
     data = load_processed(processed)
@@ -322,6 +301,7 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
         "model": "ensemble",
         "blend": info,
         "note": "val metrics are in-sample: the blend is fitted on val; test is held out",
+        "val_in_sample": True,
         "train_seconds": info["fit_seconds"],
         "epochs": 1,
         "best_epoch": 1,
@@ -329,7 +309,7 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
     with atomic_dir(ENSEMBLE_DIR) as tmp:
         np.savez(tmp / "model.npz", **model.state())
         write_predictions(model, data, tmp / "predictions.parquet")
-    write_json(EVAL_METRICS / "ensemble.json", result)
+    write_result("ensemble", result, eval_params.k[0])
     best = min(info["val_rmse_members"], key=info["val_rmse_members"].get)
     test = pl.read_parquet(PREDICTIONS_DIR / f"{best}.parquet").filter(pl.col("split") == "test")
     report = error_report(

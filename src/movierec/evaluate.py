@@ -16,31 +16,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from movierec.config import ConfigError
 from movierec.dataset import Processed
 from movierec.metrics import coverage, ranking_metrics, rating_metrics, top_k
 from movierec.models.base import Recommender
+from movierec.schema import EvalParams  # noqa: F401 (the evaluate section's schema)
 
 EXCLUDE = {"val": ("train",), "test": ("train", "val")}
-
-
-@dataclass
-class EvalParams:
-    k: list[int] = field(default_factory=lambda: [10])
-    threshold: float = 4.0
-    user_chunk: int = 1024
-    splits: list[str] = field(default_factory=lambda: ["val", "test"])
-
-    def validate(self, key: str) -> None:
-        if not self.k or any(k < 1 for k in self.k):
-            raise ConfigError(
-                f"params.yaml: `{key}.k` must list cut-offs of at least 1 (got {self.k})"
-            )
-        if self.user_chunk < 1:
-            raise ConfigError(f"params.yaml: `{key}.user_chunk` must be at least 1")
-        bad = [s for s in self.splits if s not in EXCLUDE]
-        if bad:
-            raise ConfigError(f"params.yaml: `{key}.splits` may only hold val and test (got {bad})")
 
 
 def _binary(m: sp.csr_matrix) -> sp.csr_matrix:

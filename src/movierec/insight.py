@@ -9,37 +9,15 @@ release year and mean training rating.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch
-from torch import nn
 
-from movierec.config import ConfigError, Params, build_section
+from movierec.config import Params
 from movierec.dataset import Processed
-from movierec.io import atomic_path, write_text
-
-
-@dataclass
-class InsightParams:
-    """``insight:`` in params.yaml."""
-
-    tsne_movies: int = 1000  # most-rated movies on the map (t-SNE is quadratic)
-    perplexity: float = 30.0
-    layer: int = -1  # hidden layer of the unit report (-1 = last)
-    top: int = 20  # movies listed per unit
-
-    def validate(self, key: str) -> None:
-        if self.tsne_movies < 10 or self.top < 1:
-            raise ConfigError(f"params.yaml: `{key}.tsne_movies` >= 10 and `{key}.top` >= 1")
-        if self.perplexity <= 0:
-            raise ConfigError(f"params.yaml: `{key}.perplexity` must be positive")
-
-
-def insight_section(params: Params) -> InsightParams:
-    return build_section(InsightParams, params.extra.get("insight"), "insight")
+from movierec.io import atomic_dir, atomic_path, write_text
+from movierec.schema import InsightParams, insight_section  # noqa: F401
 
 
 def main_genre(data: Processed) -> list[str]:
@@ -77,26 +55,6 @@ def write_csv(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, ".csv") as tmp:
         frame.write_csv(tmp)
-
-
-def hidden_activations(
-    module: nn.Module, mlp: nn.Module, batch: dict[str, torch.Tensor], layer: int
-) -> np.ndarray:
-    """Post-ReLU outputs of hidden layer ``layer`` of ``mlp`` for every row of ``batch``."""
-    relus = [m for m in mlp.modules() if isinstance(m, nn.ReLU)]
-    if not relus:
-        raise ConfigError("insight: the model has no hidden ReLU layers")
-    if not -len(relus) <= layer < len(relus):
-        raise ConfigError(f"params.yaml: `insight.layer` must be in [-{len(relus)}, {len(relus)})")
-    seen: list[torch.Tensor] = []
-    hook = relus[layer].register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
-    try:
-        from movierec.training import predict_tensors
-
-        predict_tensors(module, batch, 65536)
-    finally:
-        hook.remove()
-    return torch.cat(seen).float().cpu().numpy()
 
 
 def unit_report(
@@ -154,15 +112,34 @@ def unit_report(
     return "\n".join(head) + "\n\n" + "\n".join(blocks)
 
 
-def model_unit_report(name: str, params: Params, data: Processed, p: InsightParams, out: Path):
-    """Unit report of a trained ``mlp`` or ``rnn``."""
-    from movierec.pipeline import load_model
+def run_insight(params: Params, data: Processed, out: Path = Path("metrics/insight")) -> list[str]:
+    """Maps for every trained model with movie vectors, unit reports for every model with
+    hidden units; returns one line per written file. Models are asked, never named."""
+    from movierec.models.registry import providing
+    from movierec.pipeline import load_model, trained_models
 
-    model = load_model(name, params, data)
-    batch = model.split_inputs(data, "val")
-    batch.pop("rating", None)
-    batch = {k: v.to(model.device_) for k, v in batch.items()}
-    mlp = model.module_.trunk.blocks if name.startswith("mlp") else model.module_.mlp
-    acts = hidden_activations(model.module_, mlp, batch, p.layer)
-    text = unit_report(name, acts, data.splits["val"].item, data, p.top, params.seed)
-    write_text(out / f"{name}.md", text)
+    p = insight_section(params)
+    names = trained_models(params)
+    lines = []
+    with atomic_dir(out / "maps") as maps:
+        for name in providing("movie_vectors", names):
+            from movierec.similar import movie_vectors
+
+            vectors, has = movie_vectors(name, data, params)
+            frame = tsne_map(vectors, has, data, p, params.seed)
+            write_csv(frame, maps / f"{name}.csv")
+            lines.append(f"{name}: t-SNE map of {frame.height} movies -> {out}/maps/{name}.csv")
+    with atomic_dir(out / "units") as units:
+        reported = providing("hidden_units", names)
+        for name in reported:
+            model = load_model(name, params, data)
+            acts = model.hidden_units(data, "val", p.layer)
+            text = unit_report(name, acts, data.splits["val"].item, data, p.top, params.seed)
+            write_text(units / f"{name}.md", text)
+            lines.append(f"{name}: hidden units -> {out}/units/{name}.md")
+        index = ["# Hidden-unit reports", ""] + (
+            [f"- [{n}]({n}.md)" for n in reported]
+            or ["No model in train.models has hidden units to report."]
+        )
+        write_text(units / "index.md", "\n".join(index) + "\n")
+    return lines

@@ -11,20 +11,33 @@ import polars as pl
 
 from movierec.config import Params
 from movierec.dataset import Processed
-from movierec.errors import LookupFailed
+from movierec.errors import LookupFailed, MovierecError
 from movierec.metrics import top_k
 from movierec.pipeline import MODELS_DIR, load_model
 
 
-def default_model(leaderboard: Path = Path("metrics/leaderboard.json")) -> str:
-    """The leaderboard's best trained rating model, else mf_bias."""
-    if leaderboard.is_file():
-        rows = json.loads(leaderboard.read_text()).get("models", {})
-        ranked = sorted((r["rmse"], name) for name, r in rows.items() if r.get("rmse") is not None)
-        for _, name in ranked:
-            if (MODELS_DIR / name / "model.npz").is_file():
-                return name
-    return "mf_bias"
+def default_model(task: str, leaderboard: Path = Path("metrics/leaderboard.json")) -> str:
+    """The trained model that **validation** ranks first for ``task`` (``topn`` or ``rating``).
+
+    Test metrics only report; they never choose what a user is served.
+    """
+    from movierec.models.registry import MODELS
+
+    if not leaderboard.is_file():
+        raise MovierecError(f"{leaderboard}: no leaderboard yet; run `dvc repro` or pass --model")
+    board = json.loads(leaderboard.read_text())
+    key = "val_rmse" if task == "rating" else f"val_ndcg@{board.get('k', 10)}"
+    sign = 1.0 if task == "rating" else -1.0
+    rows = [
+        r
+        for r in board.get(task, [])
+        if r.get(key) is not None and not r.get("subset") and not r.get("val_in_sample")
+    ]
+    for row in sorted(rows, key=lambda r: (sign * r[key], r["model"])):
+        name = row["model"]
+        if name in MODELS and (MODELS_DIR / name).is_dir():
+            return name
+    raise MovierecError(f"{leaderboard}: no trained model to serve for {task}; pass --model")
 
 
 def user_index(data: Processed, user_id: str) -> int:
@@ -96,6 +109,10 @@ def predict_one(
     """Predicted rating and, when the user rated the movie, the actual rating."""
     user, item = user_index(data, user_id), item_index(data, movie_id)
     model = load_model(model_name, params, data)
+    if not model.predicts_ratings:
+        raise LookupFailed(
+            f"{model_name} ranks movies but does not predict ratings; pick a rating model"
+        )
     pred = float(model.predict(np.array([user]), np.array([item]))[0])
     actual = data.ratings.filter((pl.col("user") == user) & (pl.col("item") == item))["rating"]
     return pred, (float(actual.item()) if actual.len() else None)

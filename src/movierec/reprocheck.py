@@ -107,5 +107,24 @@ def check_repro(tolerance: Path, rev: str = "HEAD", run: bool = True) -> int:
             else "added/removed"
         )
         print(f"| {name} | {old} | {new} | {change} | {allowed} |")
-    print("\nIf the change is intended, commit the new dvc.lock and metrics/ (`dvc repro`).")
+    edited = _edited_inputs()
+    if edited:
+        print(
+            f"\nYou changed {', '.join(edited[:5])}{' ...' if len(edited) > 5 else ''}: if the "
+            "moves are intended, commit the new dvc.lock and metrics/ with the change."
+        )
+    else:
+        print(
+            "\nNo code or params differ from the committed ones, so this machine computes "
+            "differently (CPU, BLAS build or thread count; train.threads pins the threads). "
+            f"Widen the entries in {tolerance} only if the moves are within the seed-to-seed "
+            "spread; otherwise report the table above."
+        )
     return 1
+
+
+def _edited_inputs() -> list[str]:
+    """Tracked files changed against HEAD, apart from what `dvc repro` itself writes."""
+    out = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
+    paths = [line[3:].strip() for line in out.stdout.splitlines() if line[:2].strip()]
+    return [p for p in paths if p != "dvc.lock" and not p.startswith(("metrics/", "data/"))]

@@ -10,18 +10,8 @@ import polars as pl
 
 from movierec.config import Params
 from movierec.dataset import Processed
-from movierec.embed import VECTORS_DIR, aligned_vectors
 from movierec.errors import LookupFailed, MovierecError
 from movierec.metrics import top_k
-
-# Where each trainable family keeps its movie embedding table.
-EMBEDDING_TABLES = {
-    "mf": "item.weight",
-    "mf_bias": "item.weight",
-    "mlp": "trunk.item.weight",
-    "mlp_classifier": "trunk.item.weight",
-    "wide_deep": "item_emb.weight",
-}
 
 
 @dataclass
@@ -63,30 +53,21 @@ def find_movie(data: Processed, title: str | None, movie_id: str | None) -> int:
 
 
 def movie_vectors(model: str, data: Processed, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length movie vectors ``(n_items, d)`` and the mask of movies that have one."""
-    if model == "word2vec":
-        from gensim.models import KeyedVectors
+    """Unit-length movie vectors ``(n_items, d)`` of a trained model and the mask of movies
+    that have one; any family that provides ``movie_vectors`` qualifies."""
+    from movierec.models.registry import MODELS, providing
+    from movierec.pipeline import load_model
 
-        path = VECTORS_DIR / "vectors.kv"
-        if not path.is_file():
-            raise MovierecError(f"{path}: no word2vec vectors; run `dvc repro embed`")
-        return aligned_vectors(KeyedVectors.load(str(path)), data)
-    if model not in EMBEDDING_TABLES:
+    able = providing("movie_vectors", list(MODELS))
+    if model not in able:
         raise MovierecError(
-            f"--model {model!r} has no movie embeddings; choose word2vec or one of "
-            f"{', '.join(EMBEDDING_TABLES)}"
+            f"--model {model!r} has no movie vectors; choose one of {', '.join(able)}"
         )
-    from movierec.pipeline import MODELS_DIR
-
-    path = MODELS_DIR / model / "model.npz"
-    if not path.is_file():
-        raise MovierecError(f"{path}: no trained {model}; run `dvc repro train@{model}`")
-    with np.load(path) as state:
-        table = state[EMBEDDING_TABLES[model]].astype(np.float32)
-    rated = np.diff(data.matrices["train"].tocsc().indptr) > 0  # untrained rows are noise
+    table, has = load_model(model, params, data).movie_vectors()
+    table = np.asarray(table, dtype=np.float32)
     norms = np.linalg.norm(table, axis=1, keepdims=True)
     unit = np.divide(table, norms, out=np.zeros_like(table), where=norms > 0)
-    return unit, rated & (norms[:, 0] > 0)
+    return unit, np.asarray(has, dtype=bool) & (norms[:, 0] > 0)
 
 
 def similar(

@@ -226,6 +226,12 @@ class Trainer:
             if self.on_epoch is not None:
                 self.on_epoch(log)
             bar.set_postfix(loss=f"{train_loss:.4f}", val_rmse=f"{val_rmse:.4f}")
+            if bar.disable and self.progress is None:  # not a terminal (dvc repro, CI): a line
+                print(
+                    f"  epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f}, "
+                    f"val RMSE {val_rmse:.4f} ({seconds:.1f}s)",
+                    flush=True,
+                )
             if val_rmse < best_rmse - cfg.min_delta:
                 best_rmse, best_epoch, bad_epochs = val_rmse, epoch, 0
                 best_state = copy.deepcopy(module.state_dict())

@@ -21,32 +21,7 @@ from movierec.dataset import Processed
 from movierec.io import write_text
 from movierec.models.base import FitContext
 from movierec.models.registry import MODELS, model_params
-
-KINDS = ("int", "float", "log", "choice")
-
-
-def search_space(params: Params, model: str) -> dict[str, list[Any]]:
-    spaces = (params.extra.get("tune") or {}).get("spaces") or {}
-    space = spaces.get(model)
-    if not space:
-        raise ConfigError(
-            f"params.yaml: no search space for {model!r} under tune.spaces "
-            f"(spaces exist for: {', '.join(spaces) or 'none'})"
-        )
-    fields = MODELS[model][1].__dataclass_fields__
-    for key, spec in space.items():
-        where = f"`tune.spaces.{model}.{key}`"
-        if key not in fields:
-            raise ConfigError(f"params.yaml: {where}: {model} has no parameter {key!r}")
-        if not isinstance(spec, list) or not spec or spec[0] not in KINDS:
-            raise ConfigError(
-                f"params.yaml: {where} must be [int|float|log, low, high] or [choice, ...]"
-            )
-        if spec[0] != "choice" and (len(spec) != 3 or not spec[1] < spec[2]):
-            raise ConfigError(f"params.yaml: {where} needs low < high")
-        if spec[0] == "log" and spec[1] <= 0:
-            raise ConfigError(f"params.yaml: {where}: log ranges must be positive")
-    return space
+from movierec.schema import KINDS, search_space  # noqa: F401
 
 
 def suggest(trial, space: dict[str, list[Any]]) -> dict[str, Any]:
@@ -79,7 +54,7 @@ def tune(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Run the study; write ``out`` (YAML) and return the best trial's summary."""
-    import optuna
+    optuna = _import_optuna()
 
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; known models: {', '.join(MODELS)}")
@@ -98,7 +73,9 @@ def tune(
             instance = MODELS[model][0](model_params(model, hp))
         except ConfigError as err:  # e.g. dim not divisible by heads: prune, don't crash
             raise optuna.TrialPruned(str(err)) from None
-        instance.fit(data, FitContext(seed=params.seed, device=device, progress=False))
+        instance.fit(
+            data.for_training(), FitContext(seed=params.seed, device=device, progress=False)
+        )
         rmse = val_rmse(instance, data)
         return rmse if math.isfinite(rmse) else float("inf")
 
@@ -122,6 +99,16 @@ def tune(
         "trials": len(study.trials),
         "command": f"dvc exp run {flags}",
     }
+
+
+def _import_optuna():
+    try:
+        import optuna
+    except ModuleNotFoundError:
+        raise ConfigError(
+            'movierec tune needs optuna, which is not installed; run `pip install -e ".[tune]"`'
+        ) from None
+    return optuna
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

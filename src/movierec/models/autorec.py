@@ -133,6 +133,21 @@ class AutoEncoder(nn.Module):
         self.decoder = nn.Linear(widths[-1], self.n_cols)
         self.out_act = ACTIVATIONS[params.output_activation]()
 
+    def score_users(self, batch: Batch, n_items: int, block: int = 4096) -> torch.Tensor:
+        """Full rows: user rows are reconstructed directly; with movie rows every movie is
+        encoded once and only these users' decoder columns are applied."""
+        users = batch["user"]
+        if self.user_rows:
+            return self.reconstruct(users)
+        items = torch.arange(n_items, device=users.device)
+        codes = torch.cat(
+            [
+                self.encoder(self._input(*self.rows(items[s : s + block]), items[s : s + block]))
+                for s in range(0, n_items, block)
+            ]
+        )
+        return self.out_act(codes @ self.decoder.weight[users].T + self.decoder.bias[users]).T
+
     def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return dense_rows(self.indptr, self.indices, self.values, index, self.n_cols)
 
@@ -284,26 +299,10 @@ class _AutoRec(TorchRecommender):
             pred[cold] = np.clip(self.base_.predict(user[cold], item[cold]), *self.range_)
         return pred.astype(np.float32)
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        module = self.module_
-        module.eval()
-        with torch.no_grad():
-            u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
-            if self.user_rows:
-                scores = module.reconstruct(u)
-            else:  # every movie's code once, then decode only these users' columns
-                items = torch.arange(self.data_.n_items, device=self.device_)
-                codes = torch.cat(
-                    [
-                        module.encoder(
-                            module._input(*module.rows(items[s : s + 4096]), items[s : s + 4096])
-                        )
-                        for s in range(0, len(items), 4096)
-                    ]
-                )
-                dec = module.decoder
-                scores = module.out_act(codes @ dec.weight[u].T + dec.bias[u]).T
-        out = np.clip(scores.float().cpu().numpy(), *self.range_)
+    def finish_rows(self, users: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Clip into the rating range; users or movies without training ratings get the
+        bias baseline instead of an untrained reconstruction."""
+        out = np.clip(rows, *self.range_)
         cold = self.cold_users_[users][:, None] | self.cold_items_[None, :]
         if cold.any():
             base = self.base_.rows(np.asarray(users))
@@ -352,6 +351,7 @@ class DeepAutoRecParams(AutoRecParams):
     output_activation: Activation = "selu"
     code_dropout: float = 0.8
     weight_decay: float = 0.001
+    batch_size: int = 128
 
 
 class DeepAutoRec(_AutoRec):

@@ -49,6 +49,14 @@ class Recommender:
 
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()  # extra inputs: "sequences", "demographics", "genres"
+    # What else a trained model can give, so the pipeline asks instead of naming models:
+    # "movie_vectors" (``movie_vectors``: similar movies, t-SNE maps) and "hidden_units"
+    # (``hidden_units``: the unit report of the insight stage).
+    provides: ClassVar[frozenset[str]] = frozenset()
+    # The DVC stage that trains the family: ``train`` (listed in train.models) or ``embed``.
+    trained_by: ClassVar[str] = "train"
+    # Where its hyper-parameters live in params.yaml ({name} = the model name).
+    params_key: ClassVar[str] = "models.{name}"
     # True when score_users returns predicted ratings (then evaluation reuses the rows for RMSE).
     scores_are_ratings: ClassVar[bool] = True
     # False for pure rankers (word2vec): no rating metrics, the leaderboard shows them as absent.
@@ -79,6 +87,15 @@ class Recommender:
         part = data.splits[split]
         return self.predict(part.user, part.item)
 
+    # -- capabilities -----------------------------------------------------------------------
+    def movie_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(n_items, d)`` movie vectors and the mask of movies that learned one."""
+        raise NotImplementedError(f"{self.name} has no movie vectors")
+
+    def hidden_units(self, data: Processed, split: str, layer: int) -> np.ndarray:
+        """``(rows of split, units)`` activations of hidden layer ``layer`` (-1 = last)."""
+        raise NotImplementedError(f"{self.name} has no hidden units to report")
+
     # -- persistence ------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -98,8 +115,7 @@ class Recommender:
     def load_state(self, folder: Path, data: Processed) -> None:
         path = folder / "model.npz"
         if not path.is_file():
-            raise MovierecError(
-                f"{path}: no trained {self.name} model; run `dvc repro train@{self.name}`"
-            )
+            stage = f"train@{self.name}" if self.trained_by == "train" else self.trained_by
+            raise MovierecError(f"{path}: no trained {self.name} model; run `dvc repro {stage}`")
         with np.load(path) as f:
             self.set_state({k: f[k] for k in f.files}, data)

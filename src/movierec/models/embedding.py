@@ -75,8 +75,8 @@ class DotProduct(nn.Module):
             mse = mse + self.reg * ((p.float() ** 2).sum(-1) + (q.float() ** 2).sum(-1)).mean()
         return mse
 
-    def score_users(self, users: torch.Tensor) -> torch.Tensor:
-        return self.mean + self.user(users) @ self.item.weight.T
+    def score_users(self, batch: Batch, n_items: int) -> torch.Tensor:
+        return self.mean + self.user(batch["user"]) @ self.item.weight.T
 
 
 @dataclass
@@ -98,20 +98,13 @@ class MFParams(TrainConfig):
 
 
 class EmbeddingRecommender(TorchRecommender):
-    """Embedding models score whole rows with one matrix product."""
-
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        module = self.module_
-        if not hasattr(module, "score_users"):
-            return super().score_users(users)
-        with torch.no_grad():
-            module.eval()
-            u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
-            return module.score_users(u).float().cpu().numpy()
+    """Embedding models: full rows are one matrix product (``module.score_users``)."""
 
 
 class MF(EmbeddingRecommender):
     name = "mf"
+    provides = frozenset({"movie_vectors"})
+    movie_table = "item.weight"
 
     def build(self, data: Processed) -> nn.Module:
         p = self.params
@@ -164,7 +157,8 @@ class DotBias(nn.Module):
             mse = mse + self.reg * ((p**2).sum(-1) + (q**2).sum(-1)).mean()
         return mse
 
-    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_users(self, batch: Batch, n_items: int) -> torch.Tensor:
+        users = batch["user"]
         logits = self.user(users) @ self.item.weight.T
         logits = logits + self.user_bias(users) + self.item_bias.weight.T
         return self._squash(logits)
@@ -172,16 +166,16 @@ class DotBias(nn.Module):
 
 @dataclass
 class MFBiasParams(TrainConfig):
-    factors: int = 50
+    factors: int = 90
     init_std: float = 0.01
     range_pad: float = 0.5
     reg: float = 0.0
     sparse: bool = False  # sparse embedding gradients (with sparse_adam or adagrad)
     optimizer: Optimizer = "adamw"
-    lr: float = 0.003
-    weight_decay: float = 0.1
+    lr: float = 0.002
+    weight_decay: float = 0.0124
     schedule: Schedule = "onecycle"
-    batch_size: int = 512
+    batch_size: int = 256
     epochs: int = 6
     patience: int = 6
 
@@ -195,6 +189,8 @@ class MFBiasParams(TrainConfig):
 
 class MFBias(EmbeddingRecommender):
     name = "mf_bias"
+    provides = frozenset({"movie_vectors"})
+    movie_table = "item.weight"
 
     def build(self, data: Processed) -> nn.Module:
         p = self.params
@@ -265,7 +261,24 @@ class EmbeddingTrunk(nn.Module):
             yield lo, self.blocks[1:](x.reshape(-1, hidden))
 
 
-class EmbeddingMLP(nn.Module):
+class TrunkHead(nn.Module):
+    """A head over :class:`EmbeddingTrunk`; full rows reuse the trunk's split first layer."""
+
+    trunk: EmbeddingTrunk
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score_users(self, batch: Batch, n_items: int) -> torch.Tensor:
+        users = batch["user"]
+        out = torch.empty((len(users), n_items), device=users.device)
+        for lo, features in self.trunk.rows(users):
+            scores = self.output(features).float().reshape(-1, n_items)
+            out[lo : lo + scores.shape[0]] = scores
+        return out
+
+
+class EmbeddingMLP(TrunkHead):
     """Regression head: one rating, squashed into the padded rating range."""
 
     def __init__(self, trunk: EmbeddingTrunk, y_range: tuple[float, float]) -> None:
@@ -284,7 +297,7 @@ class EmbeddingMLP(nn.Module):
         return F.mse_loss(self.predict(batch).float(), batch["rating"])
 
 
-class EmbeddingClassifier(nn.Module):
+class EmbeddingClassifier(TrunkHead):
     """Softmax over the rating levels; the predicted rating is the expectation."""
 
     def __init__(self, trunk: EmbeddingTrunk, levels: np.ndarray) -> None:
@@ -338,17 +351,11 @@ class _TrunkRecommender(TorchRecommender):
     """Full rows for the MLP families without re-running the first layer per pair."""
 
     eval_batch = 1 << 17
+    provides = frozenset({"movie_vectors", "hidden_units"})
+    movie_table = "trunk.item.weight"
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        module = self.module_
-        module.eval()
-        u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
-        out = torch.empty((len(users), self.data_.n_items))
-        with torch.no_grad():
-            for lo, features in module.trunk.rows(u):
-                scores = module.output(features).float().reshape(-1, self.data_.n_items)
-                out[lo : lo + scores.shape[0]] = scores.cpu()
-        return out.numpy()
+    def hidden_mlp(self) -> nn.Module:
+        return self.module_.trunk.blocks
 
 
 class MLP(_TrunkRecommender):

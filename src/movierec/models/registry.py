@@ -1,4 +1,8 @@
-"""Model names -> (class, params dataclass). The names are a contract (params, stages, CLI)."""
+"""Model names -> (class, params dataclass). The names are a contract (params, stages, CLI).
+
+Adding a family is one module, one line here and a params block; the pipeline
+asks each class what it needs and provides (``Recommender.needs`` / ``provides``).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ from movierec.models.embedding import (
 )
 from movierec.models.sequence import BST, RNN, BSTParams, RNNParams
 from movierec.models.wide_deep import WideDeep, WideDeepParams
+from movierec.models.word2vec import Word2VecModel
+from movierec.schema import EmbedParams
 
 MODELS: dict[str, tuple[type[Recommender], type]] = {
     "bias": (BiasModel, BiasParams),
@@ -50,17 +56,43 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "wide_deep": (WideDeep, WideDeepParams),
     "rnn": (RNN, RNNParams),
     "bst": (BST, BSTParams),
+    "word2vec": (Word2VecModel, EmbedParams),
 }
+
+
+def params_key(name: str) -> str:
+    """The dotted params.yaml key of a family's hyper-parameters."""
+    if name not in MODELS:
+        raise ConfigError(f"params.yaml: unknown model {name!r}; known models: {', '.join(MODELS)}")
+    return MODELS[name][0].params_key.format(name=name)
+
+
+def trainable() -> list[str]:
+    """Families the ``train`` stage fits (the rest come from their own stages)."""
+    return [n for n, (cls, _) in MODELS.items() if cls.trained_by == "train"]
+
+
+def providing(capability: str, names: list[str]) -> list[str]:
+    """Those of ``names`` whose family provides ``capability`` (e.g. ``movie_vectors``)."""
+    return [n for n in names if n in MODELS and capability in MODELS[n][0].provides]
 
 
 def model_params(name: str, raw: Any) -> Any:
     """Validate ``models.<name>`` into the family's params dataclass."""
     if name not in MODELS:
         raise ConfigError(f"params.yaml: unknown model {name!r}; known models: {', '.join(MODELS)}")
-    return build_section(MODELS[name][1], raw or {}, f"models.{name}")
+    return build_section(MODELS[name][1], raw or {}, params_key(name))
+
+
+def raw_params(name: str, params: Params) -> Any:
+    """The family's section of params.yaml as written (``models.<name>``, ``embed`` ...)."""
+    section: Any = params.extra
+    for part in params_key(name).split("."):
+        section = (section or {}).get(part) or {}
+    return section
 
 
 def create(name: str, params: Params) -> Recommender:
     """Build an unfitted model from the project params."""
-    hp = model_params(name, (params.extra.get("models") or {}).get(name, {}))
+    hp = model_params(name, raw_params(name, params))
     return MODELS[name][0](hp)

@@ -379,6 +379,17 @@ class RecurrentRater(nn.Module):
     def loss(self, batch: Batch) -> torch.Tensor:
         return nn.functional.mse_loss(self.predict(batch), batch["rating"])
 
+    def score_users(self, batch: Batch, n_items: int) -> torch.Tensor:
+        """The history is encoded once per user; the dense part is split per side."""
+        users = batch["user"]
+        items = torch.arange(n_items, device=users.device)
+        out = torch.empty((len(users), n_items), device=users.device)
+        for lo, logits in self.mlp.rows(self.user_part(batch), self.item_part(items)):
+            if self.bias is not None:
+                logits = logits + self.bias.rows(users[lo : lo + logits.shape[0]])
+            out[lo : lo + logits.shape[0]] = self.out(logits)
+        return out
+
 
 # ------------------------------------------------------------------------------ recommenders
 
@@ -387,8 +398,8 @@ class SequenceRecommender(TorchRecommender):
     """Reads per-rating windows from ``sequences.npz``; ranks against the latest window."""
 
     needs = ("sequences",)
+    provides = frozenset({"hidden_units"})
     scores_are_ratings = False  # rating rows use their own windows, rankings the latest one
-    pair_budget = 1 << 15  # (user, movie) pairs per forward pass when ranking
 
     def _length(self, data: Processed) -> int:
         seq = data.sequences
@@ -443,25 +454,12 @@ class SequenceRecommender(TorchRecommender):
         batch |= {"user": u, "item": torch.from_numpy(np.asarray(item, dtype=np.int64))}
         return self._predict_batch(batch)
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        """Every movie against each user's latest window, ``pair_budget`` pairs per pass."""
-        latest = self._latest()
-        n_items = self.data_.n_items
-        module = self.module_
-        module.eval()
-        out = torch.empty((len(users), n_items))
-        items = torch.arange(n_items, device=self.device_)
-        per_pass = max(1, self.pair_budget // n_items)
-        with torch.no_grad():
-            for lo in range(0, len(users), per_pass):
-                u = torch.from_numpy(np.asarray(users[lo : lo + per_pass], dtype=np.int64))
-                u = u.to(self.device_).repeat_interleave(n_items)
-                batch = {k: v[u] for k, v in latest.items()}
-                batch |= {"user": u, "item": items.repeat(len(u) // n_items)}
-                out[lo : lo + len(u) // n_items] = (
-                    module.predict(batch).float().reshape(-1, n_items).cpu()
-                )
-        return out.numpy()
+    def user_batch(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every movie is ranked against the user's latest training window."""
+        return {k: v[users] for k, v in self._latest().items()} | {"user": users}
+
+    def hidden_mlp(self) -> nn.Module:
+        return self.module_.mlp
 
     def set_state(self, state, data: Processed) -> None:
         self.latest_ = None
@@ -475,15 +473,10 @@ class BST(SequenceRecommender):
         self.latest_ = None
         return BehaviorSequenceTransformer(data, self.params, self._length(data))
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
+    def row_scorer(self):
         if self.params.history_sees_target:  # every (user, movie) pair needs its own pass
-            return super().score_users(users)
-        latest = self._latest()
-        self.module_.eval()
-        with torch.no_grad():
-            u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
-            batch = {k: v[u] for k, v in latest.items()} | {"user": u}
-            return self.module_.rank(batch, self.data_.n_items).float().cpu().numpy()
+            return None
+        return self.module_.rank  # history states cached per user, one token per candidate
 
 
 class RNN(SequenceRecommender):
@@ -492,20 +485,3 @@ class RNN(SequenceRecommender):
     def build(self, data: Processed) -> nn.Module:
         self.latest_ = None
         return RecurrentRater(data, self.params, self._length(data))
-
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        """The history is encoded once per user; the dense part is split per side."""
-        latest = self._latest()
-        module = self.module_
-        module.eval()
-        items = torch.arange(self.data_.n_items, device=self.device_)
-        out = torch.empty((len(users), self.data_.n_items))
-        with torch.no_grad():
-            u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
-            batch = {k: v[u] for k, v in latest.items()} | {"user": u}
-            user_part, item_part = module.user_part(batch), module.item_part(items)
-            for lo, logits in module.mlp.rows(user_part, item_part):
-                if module.bias is not None:
-                    logits = logits + module.bias.rows(u[lo : lo + logits.shape[0]])
-                out[lo : lo + logits.shape[0]] = module.out(logits).cpu()
-        return out.numpy()

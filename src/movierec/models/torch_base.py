@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from movierec.dataset import Processed
+from movierec.errors import ConfigError
 from movierec.models.base import FitContext, FitReport, Recommender
 from movierec.training import (
     EpochLog,
@@ -32,6 +33,7 @@ class TorchRecommender(Recommender):
     module_: nn.Module
     device_: torch.device
     eval_batch: ClassVar[int] = 65536
+    pair_budget: ClassVar[int] = 1 << 15  # (user, movie) pairs per pass without a row scorer
 
     def build(self, data: Processed) -> nn.Module:
         raise NotImplementedError
@@ -110,12 +112,76 @@ class TorchRecommender(Recommender):
         batch = {k: v.to(self.device_) for k, v in self.inputs(self.data_, user, item).items()}
         return predict_tensors(self.module_, batch, self.eval_batch).cpu().numpy()
 
+    # -- full-row scoring: one path for every torch family --------------------------------------
+    def user_batch(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-user inputs for scoring every movie (sequence models add the latest window)."""
+        return {"user": users}
+
+    def row_scorer(self):
+        """The module's ``score_users(batch, n_items)``, which shares work across candidates
+        (one matrix product, the first layer split per side, cached history states), or
+        None to score every (user, movie) pair."""
+        return getattr(self.module_, "score_users", None)
+
+    def finish_rows(self, users: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Post-processing of full rows (clipping, cold-start fallbacks)."""
+        return rows
+
     def score_users(self, users: np.ndarray) -> np.ndarray:
-        """Generic full rows: predict every (user, item) pair of the chunk."""
-        n_items = self.data_.n_items
-        user = np.repeat(np.asarray(users), n_items)
-        item = np.tile(np.arange(n_items), len(users))
-        return self.predict(user, item).reshape(len(users), n_items)
+        """``(len(users), n_items)`` scores through :meth:`row_scorer`, else pair by pair."""
+        module, n_items = self.module_, self.data_.n_items
+        module.eval()
+        u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
+        with torch.no_grad():
+            batch = self.user_batch(u)
+            scorer = self.row_scorer()
+            if scorer is not None:
+                rows = scorer(batch, n_items).float().cpu()
+            else:
+                rows = torch.empty((len(u), n_items))
+                items = torch.arange(n_items, device=self.device_)
+                per_pass = max(1, self.pair_budget // n_items)
+                for lo in range(0, len(u), per_pass):
+                    part = {
+                        k: v[lo : lo + per_pass].repeat_interleave(n_items, 0)
+                        for k, v in batch.items()
+                    }
+                    part["item"] = items.repeat(len(part["user"]) // n_items)
+                    rows[lo : lo + per_pass] = (
+                        module.predict(part).float().reshape(-1, n_items).cpu()
+                    )
+        return self.finish_rows(np.asarray(users), rows.numpy())
+
+    # -- capabilities (see Recommender.provides) ----------------------------------------------
+    movie_table: ClassVar[str] = ""  # state key of the movie embedding table, if any
+
+    def movie_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.movie_table:
+            return super().movie_vectors()
+        table = self.module_.state_dict()[self.movie_table].detach().float().cpu().numpy()
+        rated = np.diff(self.data_.matrices["train"].tocsc().indptr) > 0  # untrained rows: noise
+        return table, rated
+
+    def hidden_mlp(self) -> nn.Module:
+        """The dense block whose ReLU outputs the unit report reads."""
+        raise NotImplementedError(f"{self.name} has no hidden units to report")
+
+    def hidden_units(self, data: Processed, split: str, layer: int) -> np.ndarray:
+        relus = [m for m in self.hidden_mlp().modules() if isinstance(m, nn.ReLU)]
+        if not -len(relus) <= layer < len(relus):
+            raise ConfigError(
+                f"params.yaml: `insight.layer` must be in [-{len(relus)}, {len(relus)}) for {self.name}"
+            )
+        batch = self.split_inputs(data, split)
+        batch.pop("rating", None)
+        batch = {k: v.to(self.device_) for k, v in batch.items()}
+        seen: list[torch.Tensor] = []
+        hook = relus[layer].register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+        try:
+            predict_tensors(self.module_, batch, self.eval_batch)
+        finally:
+            hook.remove()
+        return torch.cat(seen).float().cpu().numpy()
 
     def state(self) -> dict[str, np.ndarray]:
         return {

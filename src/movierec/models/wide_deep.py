@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -122,8 +121,9 @@ class WideAndDeep(nn.Module):
         return nn.functional.mse_loss(self.predict(batch), batch["rating"])
 
     @torch.no_grad()
-    def score_users(self, users: torch.Tensor) -> torch.Tensor:
-        items = torch.arange(self.w_item.num_embeddings, device=users.device)
+    def score_users(self, batch: Batch, n_items: int) -> torch.Tensor:
+        users = batch["user"]
+        items = torch.arange(n_items, device=users.device)
         indicators, own = self.wide_item(items)
         wide = self.wide_user(users) @ indicators.T + own[None]
         out = torch.empty_like(wide)
@@ -134,11 +134,11 @@ class WideAndDeep(nn.Module):
 
 class WideDeep(TorchRecommender):
     name = "wide_deep"
+    provides = frozenset({"movie_vectors", "hidden_units"})
+    movie_table = "item_emb.weight"
+
+    def hidden_mlp(self) -> nn.Module:
+        return self.module_.mlp
 
     def build(self, data: Processed) -> nn.Module:
         return WideAndDeep(data, self.params)
-
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        self.module_.eval()
-        u = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.device_)
-        return self.module_.score_users(u).float().cpu().numpy()

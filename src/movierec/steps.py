@@ -1,0 +1,136 @@
+"""The pipeline's steps, one function per DVC stage.
+
+``stages/<name>.py`` (what ``dvc repro`` runs) and ``movierec <name>`` (the CLI)
+both call these, so there is one implementation of each stage.
+``movierec.stagedeps`` reads the imports below to check each stage's ``deps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from movierec.config import Params, load_raw
+from movierec.config import load_params as _load_params
+from movierec.stage import run_cli
+
+PER_MODEL = ("train", "evaluate")
+
+
+def load_params() -> Params:
+    """params.yaml (with its profile), every section validated before any work."""
+    from movierec.schema import validate_all
+
+    params = _load_params()
+    validate_all(params)
+    return params
+
+
+def _pin_threads() -> None:
+    """Same thread count on every machine (``train.threads``), so reductions sum in the
+    same order and a fresh clone elsewhere reproduces the committed metrics."""
+    threads = ((load_raw().get("train") or {}).get("threads")) or 0
+    if isinstance(threads, int) and threads > 0:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(threads)
+        threadpool_limits(limits=threads)
+
+
+def download() -> None:
+    from movierec.data.download import acquire
+
+    params = load_params()
+    source = acquire(params.data, params.seed, Path("data/raw"), Path("data/cache"))
+    print(f"{params.data.dataset}: raw files in data/raw/{params.data.dataset} (from {source})")
+
+
+def preprocess() -> None:
+    from movierec.data.preprocess import preprocess as prepare
+    from movierec.io import write_json
+
+    params = load_params()
+    prepared = prepare(
+        Path("data/raw") / params.data.dataset, Path("data/processed"), params.data, params.seed
+    )
+    write_json("metrics/data.json", prepared.stats)
+    s = prepared.stats
+    print(
+        f"{s['dataset']}: {s['users']:,} users, {s['items']:,} items, "
+        f"{s['ratings']['total']:,} ratings -> data/processed"
+    )
+
+
+def train(model: str) -> None:
+    _pin_threads()
+    from movierec.pipeline import train_model
+
+    summary = train_model(model, load_params())
+    print(
+        f"{model}: {summary['epochs']} epoch(s), best {summary['best_epoch']}, "
+        f"{summary['train_seconds']:.1f}s on {summary['device']}"
+    )
+
+
+def _headline(name: str, result: dict) -> str:
+    test = result.get("test", {})
+    parts = [f"{key} {test[key]:.4f}" for key in ("rmse", "ndcg@10") if key in test]
+    return f"{name}: test " + ", ".join(parts)
+
+
+def evaluate(model: str) -> None:
+    _pin_threads()
+    from movierec.pipeline import evaluate_model
+
+    print(_headline(model, evaluate_model(model, load_params())))
+
+
+def embed() -> None:
+    _pin_threads()
+    from movierec.embed import run_embed_stage
+
+    print(run_embed_stage(load_params()))
+
+
+def insight() -> None:
+    _pin_threads()
+    from movierec.dataset import load_processed
+    from movierec.insight import run_insight
+
+    for line in run_insight(load_params(), load_processed()):
+        print(line)
+
+
+def ensemble() -> None:
+    _pin_threads()
+    from movierec.ensemble import run_ensemble
+
+    result = run_ensemble(load_params())
+    members = result["blend"]["val_rmse_members"]
+    print(
+        f"ensemble of {len(members)}: test RMSE {result['test']['rmse']:.4f} "
+        f"(best member by val: {result['best_member']})"
+    )
+
+
+def report() -> None:
+    from movierec.leaderboard import build_leaderboard, write_curves, write_leaderboard
+
+    params = load_params()
+    k = params.extra.get("evaluate", {}).get("k", [10])[0]
+    dataset = params.data.dataset
+    write_leaderboard(build_leaderboard(k=k), f"{dataset}, test split")
+    write_curves()
+    print(Path("metrics/leaderboard.md").read_text(), end="")
+
+
+def run_step(name: str, argv: Sequence[str] = ()) -> None:
+    """Entry point of ``stages/<name>.py``: one line on failure, never a traceback."""
+    func = globals()[name]
+    if name in PER_MODEL:
+        if len(argv) != 1:
+            raise SystemExit(f"usage: python stages/{name}.py MODEL")
+        run_cli(lambda: func(argv[0]))
+    else:
+        run_cli(func)
