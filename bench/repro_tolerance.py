@@ -49,7 +49,7 @@ def measured_moves(exp: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exp", help="experiment (or revision) reproduced under the perturbation")
-    parser.add_argument("--factor", type=float, default=3.0)
+    parser.add_argument("--factor", type=float, default=2.0)
     parser.add_argument("--floor", type=float, default=0.0005)
     parser.add_argument("--what", default="train.threads 2 -> 1")
     parser.add_argument("--out", default="repro-tolerance.yaml")

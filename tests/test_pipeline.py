@@ -98,6 +98,8 @@ def test_any_subset_of_models_completes_dvc_repro(tmp_path: Path):
     assert {"word2vec", "mf_bias"} <= {r["model"] for r in board["topn"]}
     maps = sorted(p.name for p in (proj / "metrics" / "insight" / "maps").iterdir())
     assert maps == ["mf_bias.csv", "word2vec.csv"]
+    header = (proj / "metrics" / "insight" / "maps" / "mf_bias.csv").read_text().splitlines()[0]
+    assert {"x", "y", "genre", "title", "model"} <= set(header.split(","))  # the template's fields
     units = (proj / "metrics" / "insight" / "units" / "index.md").read_text()
     assert "No model in train.models has hidden units" in units
     status = _run(proj, "dvc", "status", mirror=None)

@@ -127,6 +127,7 @@ def run_insight(params: Params, data: Processed, out: Path = Path("metrics/insig
 
             vectors, has = movie_vectors(name, data, params)
             frame = tsne_map(vectors, has, data, p, params.seed)
+            frame = frame.with_columns(pl.lit(name).alias("model"))  # the map's caption
             write_csv(frame, maps / f"{name}.csv")
             lines.append(f"{name}: t-SNE map of {frame.height} movies -> {out}/maps/{name}.csv")
     with atomic_dir(out / "units") as units:
