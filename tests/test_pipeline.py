@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 PROJECT_FILES = [
     "dvc.yaml",
     "params.yaml",
+    "profiles.yaml",
     ".dvcignore",
     "stages",
     "src",
