@@ -60,8 +60,10 @@ def test_invalid_yaml(tmp_path):
 def _code_defaults(cls) -> dict:
     import dataclasses
 
+    from movierec.config import yaml_key
+
     return {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        yaml_key(f.name): f.default if f.default is not dataclasses.MISSING else f.default_factory()
         for f in dataclasses.fields(cls)
     }
 
@@ -84,6 +86,7 @@ def test_code_defaults_and_params_yaml_agree():
     from movierec.insight import InsightParams
     from movierec.models.registry import MODELS, params_key
     from movierec.pipeline import TrainSection
+    from movierec.schema import TopNBlendParams
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     sections = {params_key(name): pcls for name, (_, pcls) in MODELS.items()}
@@ -92,6 +95,7 @@ def test_code_defaults_and_params_yaml_agree():
         "evaluate": EvalParams,
         "insight": InsightParams,
         "ensemble": EnsembleParams,
+        "ensemble_topn": TopNBlendParams,
         "train": TrainSection,
         "data.split": SplitParams,
         "data.synthetic": SyntheticData,

@@ -53,6 +53,16 @@ print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
 """
 
 
+CHILD_TOPN = r"""
+import json, resource
+from movierec.config import load_params
+from movierec.ensemble_topn import run_topn_blend
+result = run_topn_blend(load_params())
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
+"""
+
+
 def merge(base: dict, extra: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in extra.items():
@@ -153,6 +163,7 @@ def run_bench(
                 "test_ndcg@10": test.get("ndcg@10"),
                 "test_recall@10": test.get("recall@10"),
                 "val_rmse": val.get("rmse"),
+                "val_ndcg@10": val.get("ndcg@10"),
                 "epochs": fit["epochs"],
                 "best_epoch": fit["best_epoch"],
                 "seconds_per_epoch": fit["train_seconds"] / max(1, fit["epochs"]),
@@ -163,13 +174,15 @@ def run_bench(
                 "device": fit["device"],
             }
             if progress:
+                rmse = record["models"][name]["test_rmse"]
                 print(
-                    f"{name}: test RMSE {record['models'][name]['test_rmse']:.4f}, "
+                    f"{name}: test RMSE {'—' if rmse is None else f'{rmse:.4f}'}, "
+                    f"NDCG@10 {test.get('ndcg@10', float('nan')):.4f}, "
                     f"{fit['train_seconds']:.1f}s",
                     file=sys.stderr,
                     flush=True,
                 )
-        rating_models = [n for n in record["models"] if n != "word2vec"]
+        rating_models = [n for n, r in record["models"].items() if r["test_rmse"] is not None]
         if ensemble and len(rating_models) >= 2:
             raw_e = merge(raw, {"ensemble": {"models": rating_models}})
             (work / "params.yaml").write_text(yaml.safe_dump(raw_e))
@@ -203,7 +216,44 @@ def run_bench(
                     f"ensemble: test RMSE {record['models']['ensemble']['test_rmse']:.4f}",
                     file=sys.stderr,
                 )
+        members = [n for n in record["models"] if n != "ensemble"]
+        if ensemble and len(members) >= 2:
+            record["models"]["ensemble_topn"] = _bench_topn(work, raw, members)
+            if progress:
+                ndcg = record["models"]["ensemble_topn"]["test_ndcg@10"]
+                print(f"ensemble_topn: test NDCG@10 {ndcg:.4f}", file=sys.stderr)
     return record
+
+
+def _bench_topn(work: Path, raw: dict, members: list[str]) -> dict[str, Any]:
+    """The ranking blend of the benched models, in its own child process."""
+    raw_t = merge(raw, {"ensemble_topn": {"models": members}})
+    (work / "params.yaml").write_text(yaml.safe_dump(raw_t))
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD_TOPN], cwd=work, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        raise MovierecError(f"bench: ensemble_topn failed: {' '.join(tail)}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = out["result"]
+    return {
+        "test_rmse": None,
+        "test_mae": None,
+        "test_ndcg@10": result["test"].get("ndcg@10"),
+        "test_recall@10": result["test"].get("recall@10"),
+        "val_rmse": None,
+        "val_ndcg@10": result["val"].get("ndcg@10"),
+        "epochs": 1,
+        "best_epoch": 1,
+        "seconds_per_epoch": None,
+        "seconds_to_best": result["train_seconds"],
+        "train_seconds": result["train_seconds"],
+        "eval_seconds": result["total_eval_seconds"],
+        "peak_rss_mib": out["peak_rss_mib"],
+        "device": "cpu",
+        "weights": {n: w for n, w in result["blend"]["weights"].items() if w > 0},
+    }
 
 
 def table(record: dict[str, Any]) -> str:
@@ -216,19 +266,27 @@ def table(record: dict[str, Any]) -> str:
         f"Data set {record['dataset']} ({record.get('ratings', 0):,} ratings; preprocess "
         f"{record.get('preprocess_seconds', 0):.1f}s). Machine: {record['machine']}.",
         "",
-        "| model | test RMSE | NDCG@10 | epochs (best) | s/epoch | s to best | train s | eval s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | test RMSE | val NDCG@10 | test NDCG@10 | epochs (best) | s/epoch | s to best | train s | eval s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = sorted(record["models"].items(), key=lambda kv: kv[1]["test_rmse"] or 9e9)
+    # rating models by test RMSE, then the rankers (no RMSE) by test NDCG@10
+    rows = sorted(
+        record["models"].items(),
+        key=lambda kv: (
+            kv[1]["test_rmse"] is None,
+            kv[1]["test_rmse"] or -(kv[1]["test_ndcg@10"] or 0),
+        ),
+    )
     for name, r in rows:
         lines.append(
-            f"| {name} | {f(r['test_rmse'], '.4f')} | {f(r['test_ndcg@10'], '.4f')} | "
+            f"| {name} | {f(r['test_rmse'], '.4f')} | {f(r.get('val_ndcg@10'), '.4f')} | "
+            f"{f(r['test_ndcg@10'], '.4f')} | "
             f"{r['epochs']} ({r['best_epoch']}) | {f(r['seconds_per_epoch'], '.2f')} | "
             f"{f(r['seconds_to_best'], '.1f')} | {f(r['train_seconds'], '.1f')} | "
             f"{f(r['eval_seconds'], '.2f')} | {f(r['peak_rss_mib'], '.0f')} |"
         )
     for name, why in record.get("skipped", {}).items():
-        lines.append(f"| {name} | skipped: {why} | | | | | | | |")
+        lines.append(f"| {name} | skipped: {why} | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,36 @@ def _params():
     return load_params()
 
 
+def _at_least_one(flag: str, value: int) -> int:
+    from movierec.errors import LookupFailed
+
+    if value < 1:
+        raise LookupFailed(f"{flag} must be at least 1 (got {value})")
+    return value
+
+
+def _read_yaml(path: str) -> dict:
+    """A YAML file named on the command line: one line when it is missing or malformed."""
+    import yaml
+
+    from movierec.errors import ConfigError
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        loaded = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})"
+        ) from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: must hold a mapping of params (got {type(loaded).__name__})")
+    return loaded or {}
+
+
 def _step(name: str):
     """A pipeline step (``movierec.steps``): the same function its DVC stage runs."""
 
@@ -31,6 +61,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     from movierec.dataset import load_processed
     from movierec.recommend import default_model, recommend
 
+    _at_least_one("-k", args.k)
     params = _params()
     data = load_processed()
     model = args.model or default_model("topn")
@@ -40,7 +71,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     print(f"{'#':>3}  {'movie':<{width}}  {'year':>4}  score")
     for r in recs:
         year = "" if r.year is None else str(r.year)
-        print(f"{r.rank:>3}  {r.title:<{width}}  {year:>4}  {r.score:9.2f}")
+        print(f"{r.rank:>3}  {r.title:<{width}}  {year:>4}  {r.score:9.4g}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -62,6 +93,9 @@ def cmd_similar(args: argparse.Namespace) -> None:
 
     if (args.title is None) == (args.movie_id is None):
         raise LookupFailed("give a movie title or --movie-id (not both)")
+    if args.title is not None and not args.title.strip():
+        raise LookupFailed('the title is empty; give part of a title, e.g. "Toy Story"')
+    _at_least_one("-k", args.k)
     params = _params()
     data = load_processed()
     item = find_movie(data, args.title, args.movie_id)
@@ -77,11 +111,12 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from movierec.dataset import load_processed
     from movierec.tune import tune
 
+    _at_least_one("--trials", args.trials)
     params = _params()
     out = Path(args.out or f"tuned/{args.model}.yaml")
     summary = tune(params, load_processed(), args.model, args.trials, out, args.timeout)
     print(
-        f"{args.model}: best val RMSE {summary['best_val_rmse']:.4f} after {summary['trials']} "
+        f"{args.model}: best {summary['objective']} {summary['best_value']:.4f} after {summary['trials']} "
         f"trials -> {out}\napply with: {summary['command']}"
     )
 
@@ -89,12 +124,10 @@ def cmd_tune(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     import os
 
-    import yaml
-
     from movierec.bench import run_bench, table, write_bench
 
     mirror = args.mirror or os.environ.get("MOVIELENS_MIRROR") or ""
-    overrides = yaml.safe_load(Path(args.overrides).read_text()) if args.overrides else None
+    overrides = _read_yaml(args.overrides) if args.overrides else None
     record = run_bench(Path.cwd(), args.dataset, mirror, overrides, args.models)
     write_bench(record, Path(args.out), Path(args.markdown) if args.markdown else None)
     print(table(record), end="")
@@ -120,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("embed", "train and score word2vec movie vectors"),
         ("insight", "t-SNE maps and hidden-unit reports of the trained models"),
         ("ensemble", "blend the rating models' predictions (fitted on val)"),
+        ("ensemble_topn", "blend every model's rankings (weights fitted on val NDCG)"),
         ("report", "write the leaderboard from metrics/details"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=_step(name))
@@ -153,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_similar)
 
-    p = sub.add_parser("tune", help="Optuna search of one model's hyper-parameters (val RMSE)")
+    p = sub.add_parser(
+        "tune", help="Optuna search of one model's hyper-parameters (val RMSE or val NDCG)"
+    )
     p.add_argument("--model", required=True, help="model name with a space under tune.spaces")
     p.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")

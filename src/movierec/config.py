@@ -161,6 +161,7 @@ _PASS_THROUGH = (
     "embed",
     "insight",
     "ensemble",
+    "ensemble_topn",
     "tune",
 )
 
@@ -223,19 +224,24 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise _fail(key, f"has unsupported type {_type_name(tp)}")
 
 
+def yaml_key(field_name: str) -> str:
+    """A field's key in params.yaml: ``lambda_`` is written ``lambda`` (a Python keyword)."""
+    return field_name[:-1] if field_name.endswith("_") else field_name
+
+
 def _build(cls: Any, raw: Any, key: str) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise _fail(key or "(top level)", f"must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    names = {yaml_key(f.name): f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(names))
     if unknown:
         where = f"{key}.{unknown[0]}" if key else unknown[0]
         raise _fail(where, f"is not a known parameter; known here: {', '.join(sorted(names))}")
     kwargs = {
-        name: _convert(value, hints[name], f"{key}.{name}" if key else name)
+        names[name]: _convert(value, hints[names[name]], f"{key}.{name}" if key else name)
         for name, value in raw.items()
     }
     obj = cls(**kwargs)
@@ -281,7 +287,7 @@ def load_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
     return raw
 
 
-PROFILE_SECTIONS = ("models", "embed", "insight", "ensemble")
+PROFILE_SECTIONS = ("models", "embed", "insight", "ensemble", "ensemble_topn")
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

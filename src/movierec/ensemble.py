@@ -76,9 +76,17 @@ class Stacker:
 
 
 def member_models(params: Params, p: EnsembleParams) -> list[str]:
+    from movierec.models.registry import MODELS
     from movierec.schema import train_section
 
-    names = list(p.models) or [m for m in train_section(params).models]
+    rating = [m for m in train_section(params).models if MODELS[m][0].predicts_ratings]
+    names = list(p.models) or rating
+    rankers = [n for n in names if n in MODELS and not MODELS[n][0].predicts_ratings]
+    if rankers:
+        raise ConfigError(
+            f"params.yaml: `ensemble.models` lists {rankers[0]}, which predicts no ratings; "
+            "ranking families blend in ensemble_topn"
+        )
     subset = [n for n in names if ((params.extra.get("models") or {}).get(n) or {}).get("subset")]
     names = [n for n in names if n not in subset]
     if len(names) < 2:
@@ -171,6 +179,21 @@ class Ensemble(Recommender):
             "intercept": np.array(s.intercept),
             "names": np.array(self.names),
         }
+
+
+def load_ensemble(params: Params, data: Processed, folder: Path = ENSEMBLE_DIR) -> Ensemble:
+    """The fitted rating blend with its members loaded (for ``recommend`` / ``predict``)."""
+    from movierec.pipeline import load_model
+
+    path = folder / "model.npz"
+    if not path.is_file():
+        raise MovierecError(f"{path}: no rating blend; run `dvc repro ensemble`")
+    with np.load(path) as f:
+        stacker = Stacker(f["mean"], f["scale"], f["coef"], float(f["intercept"]))
+        names = [str(n) for n in f["names"]]
+    model = Ensemble(names, stacker, ensemble_section(params), data)
+    model.members = [load_model(n, params, data) for n in names]
+    return model
 
 
 def fit_ensemble(

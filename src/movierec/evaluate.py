@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.dataset import Processed
-from movierec.metrics import coverage, ranking_metrics, rating_metrics, top_k
+from movierec.metrics import coverage, popularity_metrics, ranking_metrics, rating_metrics, top_k
 from movierec.models.base import Recommender
 from movierec.schema import EvalParams  # noqa: F401 (the evaluate section's schema)
 
@@ -72,6 +72,9 @@ def evaluate(
     if not states:
         return {}
     kmax = max(params.k)
+    train = data.matrices["train"]
+    item_count = np.bincount(train.indices, minlength=data.n_items)  # training ratings per movie
+    n_train_users = int((np.diff(train.indptr) > 0).sum())
     active = np.zeros(data.n_users, dtype=bool)
     for st in states.values():
         active |= np.diff(st.target.indptr) > 0
@@ -118,9 +121,25 @@ def evaluate(
         for k in params.k:
             metrics |= ranking_metrics(rec, rel, nrel, k)
             metrics[f"coverage@{k}"] = coverage(rec[:, :k], data.n_items)
+            metrics |= popularity_metrics(rec[:, :k], item_count, n_train_users, k)
         metrics["topn_seconds"] = st.seconds + score_seconds
         metrics["predict_seconds"] = time.perf_counter() - t0
         result[split] = metrics
     result["score_seconds"] = score_seconds
     result["total_eval_seconds"] = time.perf_counter() - t_start
     return result
+
+
+def ranking_validation(model: Recommender, data: Processed, k: int, threshold: float):
+    """``compute(module) -> {"val_ndcg@k": ...}`` for the Trainer: the model's full-ranking
+    NDCG@k on val under the evaluation protocol, so rankers select epochs as they are judged."""
+    from movierec.training import Validation
+
+    params = EvalParams(k=[k], threshold=threshold, splits=["val"])
+    key = f"ndcg@{k}"
+
+    def compute(_module) -> dict[str, float]:
+        val = evaluate(model, data, params).get("val", {})
+        return {f"val_{key}": float(val.get(key, float("nan")))}
+
+    return Validation(f"val_{key}", True, compute)

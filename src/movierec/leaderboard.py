@@ -33,6 +33,8 @@ def build_leaderboard(details: Path = DETAILS, k: int = 10) -> dict[str, Any]:
             row["subset"] = ", ".join(f"{a}={b}" for a, b in result["subset"]["filter"].items())
         if result.get("val_in_sample"):
             row["val_in_sample"] = True
+        if result.get("val_cross_fitted"):
+            row["val_cross_fitted"] = True
         if test.get("rmse") is not None:
             rating.append(row | {"val_rmse": val.get("rmse")} | {m: test.get(m) for m in RATING})
         if test.get(f"ndcg@{k}") is not None:
@@ -73,6 +75,8 @@ def _table(rows: list[dict[str, Any]], columns: dict[str, str], chosen: str | No
         name = f"{r['model']} (subset {r['subset']})" if r.get("subset") else r["model"]
         if r.get("val_in_sample"):
             name += " (val in-sample)"
+        if r.get("val_cross_fitted"):
+            name += " (val cross-fitted)"
         if r["model"] == chosen:
             name = f"**{name}** ✓"
         lines.append("| " + " | ".join([name, *(_fmt(r.get(c)) for c in columns)]) + " |")
@@ -95,7 +99,9 @@ def write_leaderboard(board: dict[str, Any], title: str, out_dir: Path = Path("m
         "",
         "✓ marks the model that validation selects (what `movierec predict` and "
         "`movierec recommend` serve by default); rows are sorted by the test metric. "
-        "Blends fitted on val have in-sample val numbers and are not selectable by them.",
+        "Blends fitted on val have in-sample val numbers and are not selectable by them; "
+        "the ranking blend's val numbers are cross-fitted (weights fitted on other val "
+        "users), so it competes. Ranking families predict no ratings (no RMSE row).",
         "",
         "## Rating accuracy (sorted by test RMSE)",
         "",

@@ -109,3 +109,24 @@ def coverage(recommended: np.ndarray, n_items: int) -> float:
     """Share of the catalogue recommended to at least one user."""
     ids = recommended[recommended >= 0]
     return float(np.unique(ids).size / n_items) if n_items else 0.0
+
+
+def popularity_metrics(
+    recommended: np.ndarray, item_count: np.ndarray, n_users: int, k: int
+) -> dict[str, float]:
+    """Beyond accuracy: does a model only recommend blockbusters?
+
+    ``novelty@k`` is the mean self-information ``-log2(p_i)`` of the recommended
+    movies, ``p_i`` the share of training users who rated movie ``i`` (a movie nobody
+    rated counts as rated once); ``popularity@k`` is their mean number of training
+    ratings. Both average over every recommended slot of every user.
+    """
+    ids = recommended[:, :k]
+    ids = ids[ids >= 0]
+    if ids.size == 0 or n_users == 0:
+        return {f"novelty@{k}": float("nan"), f"popularity@{k}": float("nan")}
+    counts = item_count[ids].astype(np.float64)
+    return {
+        f"novelty@{k}": float(np.mean(-np.log2(np.maximum(counts, 1.0) / n_users))),
+        f"popularity@{k}": float(np.mean(counts)),
+    }

@@ -81,8 +81,15 @@ def train_model(
                         live.log_metric(key, value)
                 live.next_step()
 
+            protocol = eval_section(params)
             ctx = FitContext(
-                seed=params.seed, device=section.device, amp=section.amp, log_epoch=log_epoch
+                seed=params.seed,
+                device=section.device,
+                amp=section.amp,
+                log_epoch=log_epoch,
+                rank_k=protocol.k[0],
+                threshold=protocol.threshold,
+                threads=section.threads,
             )
             report = model.fit(data.for_training(), ctx)
             summary = {

@@ -13,7 +13,37 @@ from movierec.config import Params
 from movierec.dataset import Processed
 from movierec.errors import LookupFailed, MovierecError
 from movierec.metrics import top_k
+from movierec.models.base import Recommender
 from movierec.pipeline import MODELS_DIR, load_model
+
+# The blends: not registry families (their stages fit them from the other models).
+BLEND_DIRS = {"ensemble": Path("data/ensemble"), "ensemble_topn": Path("data/ensemble_topn")}
+
+
+def is_trained(name: str) -> bool:
+    from movierec.models.registry import MODELS
+
+    if name in BLEND_DIRS:
+        return (BLEND_DIRS[name] / "model.npz").is_file()
+    return name in MODELS and (MODELS_DIR / name).is_dir()
+
+
+def load_served(name: str, params: Params, data: Processed) -> Recommender:
+    """Any model on the leaderboard, the blends included, ready to score."""
+    from movierec.models.registry import MODELS
+
+    if name == "ensemble":
+        from movierec.ensemble import load_ensemble
+
+        return load_ensemble(params, data, BLEND_DIRS[name])
+    if name == "ensemble_topn":
+        from movierec.ensemble_topn import load_topn_blend
+
+        return load_topn_blend(params, data, BLEND_DIRS[name])
+    if name not in MODELS:
+        known = [*MODELS, *BLEND_DIRS]
+        raise LookupFailed(f"--model {name!r} is not a model; known: {', '.join(known)}")
+    return load_model(name, params, data)
 
 
 def default_model(task: str, leaderboard: Path = Path("metrics/leaderboard.json")) -> str:
@@ -21,8 +51,6 @@ def default_model(task: str, leaderboard: Path = Path("metrics/leaderboard.json"
 
     Test metrics only report; they never choose what a user is served.
     """
-    from movierec.models.registry import MODELS
-
     if not leaderboard.is_file():
         raise MovierecError(f"{leaderboard}: no leaderboard yet; run `dvc repro` or pass --model")
     board = json.loads(leaderboard.read_text())
@@ -34,9 +62,8 @@ def default_model(task: str, leaderboard: Path = Path("metrics/leaderboard.json"
         if r.get(key) is not None and not r.get("subset") and not r.get("val_in_sample")
     ]
     for row in sorted(rows, key=lambda r: (sign * r[key], r["model"])):
-        name = row["model"]
-        if name in MODELS and (MODELS_DIR / name).is_dir():
-            return name
+        if is_trained(row["model"]):
+            return row["model"]
     raise MovierecError(f"{leaderboard}: no trained model to serve for {task}; pass --model")
 
 
@@ -87,7 +114,7 @@ def recommend(
     if k < 1:
         raise LookupFailed(f"-k must be at least 1 (got {k})")
     user = user_index(data, user_id)
-    model = load_model(model_name, params, data)
+    model = load_served(model_name, params, data)
     scores = np.asarray(model.score_users(np.array([user])), dtype=np.float32)
     seen = data.ratings.filter(pl.col("user") == user)["item"].to_numpy()
     scores[0, seen] = -np.inf
@@ -108,7 +135,7 @@ def predict_one(
 ) -> tuple[float, float | None]:
     """Predicted rating and, when the user rated the movie, the actual rating."""
     user, item = user_index(data, user_id), item_index(data, movie_id)
-    model = load_model(model_name, params, data)
+    model = load_served(model_name, params, data)
     if not model.predicts_ratings:
         raise LookupFailed(
             f"{model_name} ranks movies but does not predict ratings; pick a rating model"

@@ -150,6 +150,31 @@ def ensemble_section(params: Params) -> EnsembleParams:
     return build_section(EnsembleParams, params.extra.get("ensemble"), "ensemble")
 
 
+@dataclass
+class TopNBlendParams:
+    """``ensemble_topn:`` in params.yaml."""
+
+    models: list[str] = field(default_factory=list)  # empty: every trained model
+    grid: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5])
+    rounds: int = 3  # coordinate-ascent sweeps over the members (stops early without gain)
+    folds: int = 2  # cross-fitting folds of val users for the blend's own val estimate
+    max_users: int = 3000  # val users the weights are fitted on (sampled by seed; 0 = all)
+
+    def validate(self, key: str) -> None:
+        if not self.grid or any(w < 0 for w in self.grid):
+            raise ConfigError(f"params.yaml: `{key}.grid` must list weights >= 0")
+        if self.rounds < 1:
+            raise ConfigError(f"params.yaml: `{key}.rounds` must be at least 1")
+        if self.folds < 2:
+            raise ConfigError(f"params.yaml: `{key}.folds` must be at least 2")
+        if self.max_users < 0:
+            raise ConfigError(f"params.yaml: `{key}.max_users` must be >= 0 (0 = all)")
+
+
+def topn_blend_section(params: Params) -> TopNBlendParams:
+    return build_section(TopNBlendParams, params.extra.get("ensemble_topn"), "ensemble_topn")
+
+
 KINDS = ("int", "float", "log", "choice")
 
 
@@ -165,7 +190,9 @@ def search_space(params: Params, model: str) -> dict[str, list[Any]]:
 
     if model not in MODELS:
         raise ConfigError(f"params.yaml: `tune.spaces.{model}` is not a model family")
-    fields = MODELS[model][1].__dataclass_fields__
+    from movierec.config import yaml_key
+
+    fields = {yaml_key(f) for f in MODELS[model][1].__dataclass_fields__}
     for key, spec in space.items():
         where = f"`tune.spaces.{model}.{key}`"
         if key not in fields:
@@ -207,5 +234,6 @@ def validate_all(params: Params) -> None:
     embed_section(params)
     insight_section(params)
     ensemble_section(params)
+    topn_blend_section(params)
     for name in (params.extra.get("tune") or {}).get("spaces") or {}:
         search_space(params, name)

@@ -114,6 +114,19 @@ def ensemble() -> None:
     )
 
 
+def ensemble_topn() -> None:
+    _pin_threads()
+    from movierec.ensemble_topn import run_topn_blend
+
+    result = run_topn_blend(load_params())
+    k = next(key for key in result["test"] if key.startswith("ndcg@"))
+    used = [n for n, w in result["blend"]["weights"].items() if w > 0]
+    print(
+        f"ensemble_topn of {len(used)} ({', '.join(used)}): val {k} {result['val'][k]:.4f} "
+        f"(cross-fitted), test {k} {result['test'][k]:.4f}"
+    )
+
+
 def report() -> None:
     from movierec.leaderboard import build_leaderboard, write_curves, write_leaderboard
 

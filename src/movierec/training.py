@@ -72,19 +72,50 @@ class TrainableModule(Protocol):
 
 
 @dataclass
+class Validation:
+    """What early stopping watches: ``compute(module)`` returns named validation metrics,
+    ``key`` names the one that selects the epoch (RMSE for rating models, NDCG@k for rankers)."""
+
+    key: str
+    higher_is_better: bool
+    compute: Callable[[nn.Module], dict[str, float]]
+
+
+def rmse_validation(val: Batch) -> Validation:
+    """Validation RMSE (and MAE) of the module's rating predictions on the val rows."""
+
+    def compute(module: nn.Module) -> dict[str, float]:
+        pred = predict_tensors(module, val)
+        err = pred - val["rating"].float()
+        return {
+            "val_rmse": float(torch.sqrt(torch.mean(err**2))),
+            "val_mae": float(torch.mean(err.abs())),
+        }
+
+    return Validation("val_rmse", False, compute)
+
+
+@dataclass
 class EpochLog:
     epoch: int
     train_loss: float
-    val_rmse: float
-    val_mae: float
+    metrics: dict[str, float]
     seconds: float
+
+    @property
+    def val_rmse(self) -> float:
+        return self.metrics.get("val_rmse", math.nan)
+
+    @property
+    def val_mae(self) -> float:
+        return self.metrics.get("val_mae", math.nan)
 
 
 @dataclass
 class TrainResult:
     history: list[EpochLog]
     best_epoch: int
-    best_val_rmse: float
+    best_value: float
     seconds: float
     seconds_to_best: float
 
@@ -155,7 +186,8 @@ def predict_tensors(module: nn.Module, data: Batch, batch_size: int = 65536) -> 
 
 
 class Trainer:
-    """Fits a module on in-memory tensors with early stopping on validation RMSE."""
+    """Fits a module on in-memory tensors with early stopping on a validation metric
+    (RMSE on the val ratings unless a :class:`Validation` says otherwise)."""
 
     def __init__(
         self,
@@ -174,11 +206,13 @@ class Trainer:
         self.on_epoch = on_epoch
         self.progress = progress
 
-    def fit(self, module: nn.Module, train: Batch, val: Batch) -> TrainResult:
+    def fit(self, module: nn.Module, train: Batch, val: Batch | Validation) -> TrainResult:
         cfg = self.cfg
         module.to(self.device)
         train = {k: v.to(self.device) for k, v in train.items()}
-        val = {k: v.to(self.device) for k, v in val.items()}
+        if not isinstance(val, Validation):
+            val = rmse_validation({k: v.to(self.device) for k, v in val.items()})
+        sign = -1.0 if val.higher_is_better else 1.0  # internally: lower is better
         n = next(iter(train.values())).shape[0]  # rows to batch over (pairs, or matrix rows)
         steps = math.ceil(n / cfg.batch_size)
         optimizer = make_optimizer(module, cfg)
@@ -188,7 +222,7 @@ class Trainer:
                 optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps
             )
         generator = torch.Generator().manual_seed(self.seed)
-        best_rmse, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
+        best, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
         history: list[EpochLog] = []
         bad_epochs = 0
         start = time.perf_counter()
@@ -211,29 +245,29 @@ class Trainer:
                 if scheduler is not None:
                     scheduler.step()
                 total += loss.detach().float() * idx.shape[0]
-            pred = predict_tensors(module, val)
-            err = pred - val["rating"].float()
-            val_rmse = float(torch.sqrt(torch.mean(err**2)))
-            val_mae = float(torch.mean(err.abs()))
+            metrics = val.compute(module)
+            value = metrics[val.key]
             train_loss = float(total) / n
             seconds = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise ConfigError(
                     f"training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"
                 )
-            log = EpochLog(epoch, train_loss, val_rmse, val_mae, seconds)
+            log = EpochLog(epoch, train_loss, metrics, seconds)
             history.append(log)
             if self.on_epoch is not None:
                 self.on_epoch(log)
-            bar.set_postfix(loss=f"{train_loss:.4f}", val_rmse=f"{val_rmse:.4f}")
+            bar.set_postfix(loss=f"{train_loss:.4f}", **{val.key: f"{value:.4f}"})
             if bar.disable and self.progress is None:  # not a terminal (dvc repro, CI): a line
                 print(
                     f"  epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f}, "
-                    f"val RMSE {val_rmse:.4f} ({seconds:.1f}s)",
+                    f"{val.key.replace('_', ' ')} {value:.4f} ({seconds:.1f}s)",
                     flush=True,
                 )
-            if val_rmse < best_rmse - cfg.min_delta:
-                best_rmse, best_epoch, bad_epochs = val_rmse, epoch, 0
+            if not math.isfinite(value):
+                value = math.inf if not val.higher_is_better else -math.inf
+            if sign * value < best - cfg.min_delta:
+                best, best_epoch, bad_epochs = sign * value, epoch, 0
                 best_state = copy.deepcopy(module.state_dict())
                 seconds_to_best = time.perf_counter() - start
             else:
@@ -243,5 +277,5 @@ class Trainer:
         module.load_state_dict(best_state)
         module.eval()
         return TrainResult(
-            history, best_epoch, best_rmse, time.perf_counter() - start, seconds_to_best
+            history, best_epoch, sign * best, time.perf_counter() - start, seconds_to_best
         )

@@ -1,9 +1,13 @@
-"""Hyper-parameter search with Optuna (TPE, seeded): objective = validation RMSE, test unseen.
+"""Hyper-parameter search with Optuna (TPE, seeded) on validation only, test unseen.
+
+The objective is what the family is judged by: val RMSE for rating families,
+val NDCG@k (``evaluate.k[0]``, full ranking) for ranking families.
 
 Search spaces live in params.yaml under ``tune.spaces.<model>``; each entry is
 ``[kind, low, high]`` with kind ``int``, ``float`` or ``log`` (log-uniform float),
 or ``[choice, a, b, ...]``. The best trial is written as a YAML file holding
-``models.<model>`` plus the ``dvc exp run -S`` command that applies it.
+``models.<model>``, the same block as a ``profiles.yaml`` entry for the data set, and
+the ``dvc exp run -S`` command that applies it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,22 @@ def val_rmse(model, data: Processed) -> float:
     return float(np.sqrt(np.mean((pred - part.rating) ** 2)))
 
 
+def objective_of(model: str, params: Params):
+    """``(name, direction, score(fitted, data))`` for the family's task."""
+    from movierec.evaluate import ranking_validation
+    from movierec.schema import eval_section
+
+    if MODELS[model][0].predicts_ratings:
+        return "val RMSE", "minimize", val_rmse
+    protocol = eval_section(params)
+    k, threshold = protocol.k[0], protocol.threshold
+
+    def ndcg(fitted, data: Processed) -> float:
+        return ranking_validation(fitted, data, k, threshold).compute(None)[f"val_ndcg@{k}"]
+
+    return f"val NDCG@{k}", "maximize", ndcg
+
+
 def tune(
     params: Params,
     data: Processed,
@@ -63,9 +83,12 @@ def tune(
     space = search_space(params, model)
     base = dict(((params.extra.get("models") or {}).get(model)) or {})
     model_params(model, base)  # the starting point itself must be valid
+    label, direction, score = objective_of(model, params)
+    worst = float("inf") if direction == "minimize" else float("-inf")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=params.seed)
-    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    training = data.for_training()
 
     def objective(trial) -> float:
         hp = base | suggest(trial, space)
@@ -73,11 +96,11 @@ def tune(
             instance = MODELS[model][0](model_params(model, hp))
         except ConfigError as err:  # e.g. dim not divisible by heads: prune, don't crash
             raise optuna.TrialPruned(str(err)) from None
-        instance.fit(
-            data.for_training(), FitContext(seed=params.seed, device=device, progress=False)
-        )
-        rmse = val_rmse(instance, data)
-        return rmse if math.isfinite(rmse) else float("inf")
+        ctx = FitContext(seed=params.seed, device=device, progress=False)
+        ctx.rank_k, ctx.threshold = _protocol(params)
+        instance.fit(training, ctx)
+        value = score(instance, training)
+        return value if math.isfinite(value) else worst
 
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=trials, timeout=timeout)
@@ -85,20 +108,38 @@ def tune(
     tuned = base | best.params
     model_params(model, tuned)
     flags = " ".join(f"-S 'models.{model}.{k}={_yaml_value(v)}'" for k, v in best.params.items())
+    profile = params.data.profile if params.data.profile not in ("auto", "none") else None
+    profile = profile or data.meta["dataset"]
     header = (
         f"# movierec tune --model {model} --trials {trials} ({data.meta['dataset']}, seed {params.seed})\n"
-        f"# best val RMSE {best.value:.4f} (trial {best.number} of {len(study.trials)}, "
+        f"# best {label} {best.value:.4f} (trial {best.number} of {len(study.trials)}, "
         f"{time.perf_counter() - t0:.0f}s). Apply with:\n#   dvc exp run {flags}\n"
+        f"# or keep it for this data set: merge the `{profile}:` block below into profiles.yaml\n"
     )
-    body = yaml.safe_dump({"models": {model: _plain(tuned)}}, sort_keys=False)
-    write_text(out, header + body)
+    block = {"models": {model: _plain(tuned)}}
+    body = yaml.safe_dump(block, sort_keys=False)
+    entry = yaml.safe_dump({profile: block}, sort_keys=False)
+    write_text(out, header + body + "\n# profiles.yaml entry:\n" + _commented(entry))
     return {
         "model": model,
-        "best_val_rmse": float(best.value),
+        "objective": label,
+        "best_value": float(best.value),
+        "best_val_rmse": float(best.value) if direction == "minimize" else None,
         "best_params": best.params,
         "trials": len(study.trials),
         "command": f"dvc exp run {flags}",
     }
+
+
+def _protocol(params: Params) -> tuple[int, float]:
+    from movierec.schema import eval_section
+
+    protocol = eval_section(params)
+    return protocol.k[0], protocol.threshold
+
+
+def _commented(text: str) -> str:
+    return "".join(f"# {line}\n" for line in text.splitlines())
 
 
 def _import_optuna():

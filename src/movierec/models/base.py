@@ -30,6 +30,11 @@ class FitContext:
     amp: bool = True
     progress: bool | None = None
     log_epoch: Callable[[dict[str, float]], None] | None = None
+    # The top-N protocol (evaluate.k[0], evaluate.threshold): rankers select epochs and
+    # hyper-parameters by val NDCG@rank_k on it.
+    rank_k: int = 10
+    threshold: float = 4.0
+    threads: int = 0  # CPU threads for libraries with their own pool (0 = their default)
 
 
 @dataclass
@@ -42,6 +47,12 @@ class FitReport:
     seconds_to_best: float
     device: str = "cpu"
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _yaml_keys(values: dict[str, Any]) -> dict[str, Any]:
+    from movierec.config import yaml_key
+
+    return {yaml_key(k): v for k, v in values.items()}
 
 
 class Recommender:
@@ -109,7 +120,10 @@ class Recommender:
             np.savez(handle, **self.state())
         with atomic_path(folder / "params.json") as tmp:
             tmp.write_text(
-                json.dumps({"model": self.name, "params": asdict(self.params)}, indent=2) + "\n"
+                json.dumps(
+                    {"model": self.name, "params": _yaml_keys(asdict(self.params))}, indent=2
+                )
+                + "\n"
             )
 
     def load_state(self, folder: Path, data: Processed) -> None:

@@ -17,6 +17,7 @@ from movierec.models.autorec import (
     DeepAutoRecParams,
 )
 from movierec.models.base import Recommender
+from movierec.models.bpr import BPR, BPRParams
 from movierec.models.classic import (
     BiasModel,
     BiasParams,
@@ -27,6 +28,7 @@ from movierec.models.classic import (
     SVDModel,
     SVDParams,
 )
+from movierec.models.ease import EASE, EASEParams
 from movierec.models.embedding import (
     MF,
     MLP,
@@ -36,6 +38,9 @@ from movierec.models.embedding import (
     MLPClassifier,
     MLPParams,
 )
+from movierec.models.ials import IALS, IALSParams
+from movierec.models.pop import Pop, PopParams
+from movierec.models.sasrec import SASRec, SASRecParams
 from movierec.models.sequence import BST, RNN, BSTParams, RNNParams
 from movierec.models.wide_deep import WideDeep, WideDeepParams
 from movierec.models.word2vec import Word2VecModel
@@ -56,6 +61,11 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "wide_deep": (WideDeep, WideDeepParams),
     "rnn": (RNN, RNNParams),
     "bst": (BST, BSTParams),
+    "pop": (Pop, PopParams),
+    "ease": (EASE, EASEParams),
+    "ials": (IALS, IALSParams),
+    "bpr": (BPR, BPRParams),
+    "sasrec": (SASRec, SASRecParams),
     "word2vec": (Word2VecModel, EmbedParams),
 }
 

@@ -17,6 +17,7 @@ from movierec.training import (
     EpochLog,
     TrainConfig,
     Trainer,
+    Validation,
     predict_tensors,
     resolve_device,
     seed_everything,
@@ -52,6 +53,14 @@ class TorchRecommender(Recommender):
         batch["rating"] = torch.from_numpy(part.rating)
         return batch
 
+    def train_inputs(self, data: Processed) -> dict[str, torch.Tensor]:
+        """The rows the Trainer batches over (rating triples; rankers: users or pairs)."""
+        return self.split_inputs(data, "train")
+
+    def validation(self, data: Processed, ctx: FitContext) -> Validation | dict[str, torch.Tensor]:
+        """What early stopping watches: the val ratings (RMSE) unless a family says otherwise."""
+        return self.split_inputs(data, "val")
+
     def fit(self, data: Processed, ctx: FitContext) -> FitReport:
         seed_everything(ctx.seed)
         self.data_ = data
@@ -65,17 +74,14 @@ class TorchRecommender(Recommender):
             }
         )
 
+        def entry(log: EpochLog) -> dict[str, float]:
+            return {"epoch": log.epoch, "train_loss": log.train_loss, **log.metrics} | {
+                "seconds": log.seconds
+            }
+
         def on_epoch(log: EpochLog) -> None:
             if ctx.log_epoch is not None:
-                ctx.log_epoch(
-                    {
-                        "epoch": log.epoch,
-                        "train_loss": log.train_loss,
-                        "val_rmse": log.val_rmse,
-                        "val_mae": log.val_mae,
-                        "seconds": log.seconds,
-                    }
-                )
+                ctx.log_epoch(entry(log))
 
         trainer = Trainer(
             cfg,
@@ -86,19 +92,8 @@ class TorchRecommender(Recommender):
             progress=ctx.progress,
         )
         start = time.perf_counter()
-        result = trainer.fit(
-            self.module_, self.split_inputs(data, "train"), self.split_inputs(data, "val")
-        )
-        history = [
-            {
-                "epoch": h.epoch,
-                "train_loss": h.train_loss,
-                "val_rmse": h.val_rmse,
-                "val_mae": h.val_mae,
-                "seconds": h.seconds,
-            }
-            for h in result.history
-        ]
+        result = trainer.fit(self.module_, self.train_inputs(data), self.validation(data, ctx))
+        history = [entry(h) for h in result.history]
         return FitReport(
             time.perf_counter() - start,
             len(result.history),
