@@ -117,12 +117,13 @@ def test_no_timestamps_writes_marker(tmp_path: Path):
 def test_duplicates_resolved_explicitly(tmp_path: Path, policy: str, expected: float):
     raw = tmp_path / "raw"
     raw.mkdir()
+    others = 10 * 10  # ten more users with ten ratings each, so every split has ratings
     pl.DataFrame(
         {
-            "user_id": [1, 1, 1, 2],
-            "item_id": [7, 7, 8, 7],
-            "rating": [5.0, 2.0, 3.0, 4.0],
-            "timestamp": [10, 20, 5, 1],
+            "user_id": [1, 1, 1, 2, *np.repeat(np.arange(3, 13), 10)],
+            "item_id": [7, 7, 8, 7, *np.tile(np.arange(20, 30), 10)],
+            "rating": [5.0, 2.0, 3.0, 4.0, *([3.0] * others)],
+            "timestamp": [10, 20, 5, 1, *range(others)],
         }
     ).write_csv(raw / "ratings.csv")
     params = parse_params(

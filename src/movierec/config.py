@@ -94,8 +94,12 @@ class SplitParams:
             raise _fail(
                 f"{key}.ratios", f"must sum to 1 (got {self.ratios}, sum {sum(self.ratios):g})"
             )
-        if self.ratios[0] <= 0:
-            raise _fail(f"{key}.ratios", "needs a positive train share")
+        if min(self.ratios) <= 0:
+            raise _fail(
+                f"{key}.ratios",
+                f"needs a positive share for each of train, val and test (got {self.ratios}): "
+                "validation selects models, test reports them",
+            )
         if self.min_user_ratings < 1:
             raise _fail(f"{key}.min_user_ratings", "must be at least 1")
 

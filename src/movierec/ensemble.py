@@ -322,7 +322,7 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
     result = evaluate(model, data, eval_params)
     result |= {
         "model": "ensemble",
-        "blend": info,
+        "blend": {k: v for k, v in info.items() if k != "fit_seconds"},  # seconds: not in git
         "note": "val metrics are in-sample: the blend is fitted on val; test is held out",
         "val_in_sample": True,
         "train_seconds": info["fit_seconds"],

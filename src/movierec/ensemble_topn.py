@@ -244,7 +244,7 @@ def run_topn_blend(params: Params, processed: Path = Path("data/processed")) -> 
     result |= {
         "model": "ensemble_topn",
         "val": fitted["val"],
-        "blend": fitted["blend"],
+        "blend": {k: v for k, v in fitted["blend"].items() if k != "fit_seconds"},
         "note": "val metrics are cross-fitted: weights fitted on the other half of the val users",
         "val_cross_fitted": True,
         "train_seconds": fitted["blend"]["fit_seconds"],

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.dataset import Processed
+from movierec.errors import DataError
 from movierec.metrics import coverage, popularity_metrics, ranking_metrics, rating_metrics, top_k
 from movierec.models.base import Recommender
 from movierec.schema import EvalParams  # noqa: F401 (the evaluate section's schema)
@@ -118,6 +119,13 @@ def evaluate(
                 np.mean(model.predict_classes(part.user, part.item) == part.rating)
             )
         rec, rel, nrel = np.concatenate(st.recs), np.concatenate(st.rels), np.concatenate(st.n_rel)
+        if not (nrel > 0).any():
+            lo, hi = data.rating_range
+            raise DataError(
+                f"evaluate: no {split} rating is at or above evaluate.threshold={params.threshold} "
+                f"(ratings run {lo:g} to {hi:g}), so top-N has nothing to find; lower "
+                "evaluate.threshold in params.yaml"
+            )
         for k in params.k:
             metrics |= ranking_metrics(rec, rel, nrel, k)
             metrics[f"coverage@{k}"] = coverage(rec[:, :k], data.n_items)

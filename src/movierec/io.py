@@ -20,14 +20,29 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _remove_stale(target: Path) -> None:
+    """Temporaries of ``target`` left by a writer killed mid-way (SIGKILL, power loss)."""
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    The temporary is ``.<name>.<random>.tmp``: hidden, and ending in ``.tmp`` so no
+    reader that globs ``*.json`` or ``*.parquet`` ever sees it; the next writer of
+    the same file removes any left by a killed one. ``suffix`` is accepted for
+    callers that name a format, and deliberately not used in the name.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent
-    )
+    _remove_stale(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
@@ -45,8 +60,7 @@ def _recover(target: Path) -> None:
     Unfinished temporary folders are dropped; if it died between moving the old
     version aside and moving the new one in, the old version is put back.
     """
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_stale(target)
     for old in sorted(target.parent.glob(f".{target.name}.old-*")):
         if not target.exists():
             os.replace(old, target)

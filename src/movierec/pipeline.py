@@ -16,7 +16,7 @@ import torch
 
 from movierec.config import ConfigError, Params
 from movierec.dataset import Processed, load_processed
-from movierec.errors import MovierecError
+from movierec.errors import DataError, MovierecError
 from movierec.evaluate import evaluate
 from movierec.io import atomic_dir, write_json
 from movierec.models.base import FitContext, Recommender
@@ -102,14 +102,39 @@ def train_model(
             live.summary.update({"epochs": report.epochs, "best_epoch": report.best_epoch})
         with atomic_dir(MODELS_DIR / name) as model_dir:
             model.save(model_dir)
-            write_json(model_dir / "fit.json", summary)
+            write_json(model_dir / "fit.json", summary | {"data": data_fingerprint(data)})
     return summary
+
+
+def data_fingerprint(data: Processed) -> dict[str, Any]:
+    """What a trained model's state is shaped by: reloading it on other data is refused."""
+    meta = data.meta
+    return {k: meta.get(k) for k in ("dataset", "n_users", "n_items", "n_ratings", "seed")}
+
+
+def check_same_data(folder: Path, data: Processed) -> None:
+    """A model trained on another data set (or another split) would score wrong movies."""
+    fit = folder / "fit.json"
+    if not fit.is_file():
+        return
+    trained = json.loads(fit.read_text()).get("data")
+    now = data_fingerprint(data)
+    if trained is not None and trained != now:
+
+        def describe(d: dict) -> str:
+            return f"{d.get('dataset')}: {d.get('n_users')} users, {d.get('n_items')} movies"
+
+        raise DataError(
+            f"{folder}: trained on other data ({describe(trained)}) than data/processed "
+            f"({describe(now)}); run `dvc repro` (or `dvc repro train@{folder.name}`) first"
+        )
 
 
 def load_model(name: str, params: Params, data: Processed) -> Recommender:
     """A trained model, ready to score."""
     check_known(name)
     model = create(name, params)
+    check_same_data(MODELS_DIR / name, data)
     model.load_state(MODELS_DIR / name, data)
     return model
 

@@ -274,6 +274,11 @@ class Trainer:
                 bad_epochs += 1
                 if bad_epochs >= cfg.patience:
                     break
+        if not best_epoch:
+            raise ConfigError(
+                f"training learned nothing: no epoch gave a finite {val.key} (the val split "
+                "may be empty, or the loss diverged); check the data and lower the learning rate"
+            )
         module.load_state_dict(best_state)
         module.eval()
         return TrainResult(

@@ -10,7 +10,7 @@ and the extracted folder is swapped in atomically with a ``MANIFEST.json``.
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -25,22 +25,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from movierec.config import DataParams
+from movierec.data.manifest import MANIFEST, file_digest, write_manifest
 from movierec.data.releases import Release, get_release
 from movierec.errors import DownloadError
 from movierec.io import atomic_dir, atomic_path
 
-MIRROR_ENV = "MOVIELENS_MIRROR"
-MANIFEST = "MANIFEST.json"
 CHUNK = 1 << 20
 
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks (archives can be hundreds of MB)."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+MIRROR_ENV = "MOVIELENS_MIRROR"
 
 
 def verify_archive(path: Path, release: Release) -> str:
@@ -116,6 +108,10 @@ def download_url(url: str, target: Path, *, retries: int = 4, timeout: float = 3
                     while chunk := response.read(CHUNK):
                         out.write(chunk)
                         bar.update(len(chunk))
+            if total_bytes is not None and part.stat().st_size < total_bytes:
+                raise ConnectionError(  # closed early without an error: resume from here
+                    f"connection closed after {part.stat().st_size:,} of {total_bytes:,} bytes"
+                )
             os.replace(part, target)
             return
         except urllib.error.HTTPError as err:
@@ -125,7 +121,13 @@ def download_url(url: str, target: Path, *, retries: int = 4, timeout: float = 3
             last_error = err
             if 400 <= err.code < 500:
                 break
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,  # IncompleteRead: the connection dropped mid-file
+            TimeoutError,
+            ConnectionError,
+            OSError,
+        ) as err:
             last_error = err
         time.sleep(min(2**attempt, 10))
     reason = getattr(last_error, "reason", last_error)
@@ -184,7 +186,17 @@ def _write_manifest(folder: Path, release: Release, source: str) -> None:
                 f"{release.name}; the copy is corrupt or modified"
             )
         hashes[member] = digest
-    manifest = {"release": release.name, "source": source, "sha256": hashes}
+    checked = [m for m in release.members if m in release.member_sha256]
+    verified = f"members {', '.join(checked)} against the published sha256" if checked else ""
+    if source.endswith(release.archive):
+        verified = f"archive {release.archive} against its published checksum" + (
+            f"; {verified}" if verified else ""
+        )
+    if release.n_ratings is not None:
+        verified += ("; " if verified else "") + (
+            f"rating count against the published {release.n_ratings:,} (at preprocess)"
+        )
+    manifest = {"release": release.name, "source": source, "sha256": hashes, "verified": verified}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -242,15 +254,21 @@ def fetch_release(release: Release, dest: Path, *, mirror: str = "", cache_dir: 
         download_url(url, cached)
         try:
             verify_archive(cached, release)
-        except DownloadError:
-            cached.unlink()
-            raise
+        except DownloadError as err:
+            cached.unlink(missing_ok=True)
+            raise DownloadError(
+                str(err).replace(
+                    "delete it and run again",
+                    f"it came from {url} and was deleted; run again to download it afresh",
+                )
+            ) from None
     _extract(cached, release, dest, url)
     return url
 
 
 def copy_custom(files: dict[str, str], dest: Path) -> None:
     """Copy a custom data set's files into ``dest`` (as ``ratings.csv`` etc.), atomically."""
+    sources: dict[str, str] = {}
     with atomic_dir(dest) as tmp:
         for role, name in files.items():
             if not name:
@@ -267,6 +285,8 @@ def copy_custom(files: dict[str, str], dest: Path) -> None:
                 )
             with atomic_path(tmp / f"{role}{suffix}") as out:
                 shutil.copyfile(src, out)
+            sources[f"{role}{suffix}"] = str(src.resolve())
+        write_manifest(tmp, "custom", sources)
 
 
 def acquire(data: DataParams, seed: int, raw_root: Path, cache_dir: Path) -> str:
@@ -278,6 +298,8 @@ def acquire(data: DataParams, seed: int, raw_root: Path, cache_dir: Path) -> str
         generated = generate(data.synthetic, seed)
         with atomic_dir(dest) as tmp:
             write_custom(generated, tmp)
+            names = sorted(p.name for p in tmp.iterdir())
+            write_manifest(tmp, "synthetic", {n: f"generator, seed {seed}" for n in names})
         return f"synthetic generator (seed {seed})"
     if data.dataset == "custom":
         copy_custom(

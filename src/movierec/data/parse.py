@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from movierec.data.manifest import source_of, verify_manifest
 from movierec.data.releases import RELEASES
 from movierec.errors import DataError
 
@@ -258,13 +259,89 @@ def parse_csv_release(folder: Path) -> RawData:
     )
 
 
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+_TEXT_FIRST = ("user_id", "item_id", "rating", "timestamp")
+
+
 def _read_any(path: Path) -> pl.DataFrame:
+    """A custom CSV or parquet file. In a CSV the id, rating and timestamp columns are read
+    as text and typed here, so a bad value is reported with its line number."""
     try:
         if path.suffix == ".parquet":
             return pl.read_parquet(path)
-        return pl.read_csv(path, infer_schema_length=10_000)
+        header = pl.read_csv(path, n_rows=0).columns
+        text = {c: pl.String for c in _TEXT_FIRST if c in header}
+        return pl.read_csv(path, schema_overrides=text, infer_schema_length=10_000)
     except Exception as err:
-        raise DataError(f"{path}: could not be read as {path.suffix[1:]} ({err})") from None
+        raise DataError(
+            f"{path}: could not be read as {path.suffix[1:]} ({_one_line(err)})"
+        ) from None
+
+
+def _line(path: Path, row: int) -> str:
+    return f"line {row + 2}" if path.suffix == ".csv" else f"row {row + 1}"
+
+
+def _ids(frame: pl.DataFrame, column: str, path: Path) -> pl.DataFrame:
+    """Ids as integers when every value is one, else as text; float ids must be whole."""
+    col = frame[column]
+    if col.dtype.is_float():
+        whole = col.is_null() | (col == col.round(0))
+        if not whole.all():
+            row = int(whole.arg_min())
+            raise DataError(
+                f"{path}: {column} must be whole numbers or text ids; {_line(path, row)} has "
+                f"{col[row]!r}"
+            )
+        return frame.with_columns(col.cast(pl.Int64))
+    if col.dtype == pl.String:
+        as_int = col.str.strip_chars().cast(pl.Int64, strict=False)
+        if (as_int.is_null() == col.is_null()).all():
+            return frame.with_columns(as_int.alias(column))
+    return frame
+
+
+def _numeric(frame: pl.DataFrame, column: str, dtype: pl.DataType, path: Path) -> pl.Series:
+    """``column`` cast to ``dtype``; the first value that is not a number is named by line."""
+    col = frame[column]
+    text = col.str.strip_chars() if col.dtype == pl.String else col
+    out = text.cast(dtype, strict=False)
+    bad = out.is_null() & col.is_not_null() & (text.cast(pl.String) != "")
+    if bad.any():
+        row = int(bad.arg_max())
+        raise DataError(f"{path}: {_line(path, row)}: {column} {col[row]!r} is not a number")
+    return out
+
+
+def _unique_ids(frame: pl.DataFrame, column: str, path: Path) -> None:
+    """One row per id: a repeated id would shift every later title or profile."""
+    dup = frame.with_row_index("_row").filter(pl.col(column).is_duplicated())
+    if dup.height:
+        first = dup[column][0]
+        rows = dup.filter(pl.col(column) == first)["_row"].to_list()[:2]
+        where = " and ".join(_line(path, r).split()[-1] for r in rows)
+        kind = "lines" if path.suffix == ".csv" else "rows"
+        raise DataError(
+            f"{path}: {column} {first} appears more than once ({kind} {where}); keep one row per id"
+        )
+
+
+def _matching_ids(frame: pl.DataFrame, column: str, dtype: pl.DataType, path: Path) -> pl.Series:
+    """The id column in the ratings' id type; a value that does not fit is named by line."""
+    col = frame[column]
+    out = col.cast(dtype, strict=False)
+    bad = out.is_null() & col.is_not_null()
+    if bad.any():
+        row = int(bad.arg_max())
+        raise DataError(
+            f"{path}: {_line(path, row)}: {column} {col[row]!r} does not match the ratings' "
+            f"ids ({dtype}); use the same ids as the ratings file"
+        )
+    return out
 
 
 def _find(folder: Path, role: str) -> Path | None:
@@ -289,22 +366,32 @@ def parse_custom(folder: Path) -> RawData:
         raise DataError(f"{folder}: no ratings.csv or ratings.parquet (set data.custom.ratings)")
     frame = _read_any(path)
     _require(frame, path, ["user_id", "item_id", "rating"])
+    frame = _ids(_ids(frame, "user_id", path), "item_id", path)
     has_ts = "timestamp" in frame.columns and frame["timestamp"].null_count() < frame.height
-    try:
-        ratings = frame.select(
-            "user_id",
-            "item_id",
-            pl.col("rating").cast(pl.Float32),
-            (pl.col("timestamp") if has_ts else pl.lit(None)).cast(pl.Int64).alias("timestamp"),
-        )
-    except Exception as err:
-        raise DataError(f"{path}: rating or timestamp column is not numeric ({err})") from None
+    if has_ts and frame["timestamp"].dtype == pl.String:
+        has_ts = bool((frame["timestamp"].str.strip_chars() != "").any())
+    ratings = pl.DataFrame(
+        {
+            "user_id": frame["user_id"],
+            "item_id": frame["item_id"],
+            "rating": _numeric(frame, "rating", pl.Float32, path),
+            "timestamp": _numeric(frame, "timestamp", pl.Int64, path)
+            if has_ts
+            else pl.Series("timestamp", [None] * frame.height, dtype=pl.Int64),
+        }
+    )
     ratings = _check_ratings(ratings, path, header=path.suffix == ".csv")
 
     item_path = _find(folder, "items")
     if item_path is not None:
         items = _read_any(item_path)
         _require(items, item_path, ["item_id", "title"])
+        items = items.with_columns(
+            _matching_ids(
+                _ids(items, "item_id", item_path), "item_id", ratings["item_id"].dtype, item_path
+            )
+        )
+        _unique_ids(items, "item_id", item_path)
         genres = (
             _split_genres()
             if "genres" in items.columns and items["genres"].dtype == pl.String
@@ -332,17 +419,39 @@ def parse_custom(folder: Path) -> RawData:
     if user_path is not None:
         users = _read_any(user_path)
         _require(users, user_path, ["user_id"])
-        users = users.with_columns(pl.col("user_id").cast(ratings["user_id"].dtype))
+        users = users.with_columns(
+            _matching_ids(
+                _ids(users, "user_id", user_path), "user_id", ratings["user_id"].dtype, user_path
+            )
+        )
+        _unique_ids(users, "user_id", user_path)
     return RawData(ratings, _with_year(items), users, has_timestamps=has_ts)
 
 
 def parse_release(folder: Path, dataset: str) -> RawData:
-    """Parse ``folder`` (the download stage's output) for data set ``dataset``."""
+    """Parse ``folder`` (the download stage's output) for data set ``dataset``, after checking
+    its files against the download stage's ``MANIFEST.json`` (when there is one)."""
+    manifest = verify_manifest(folder)
     if dataset in ("custom", "synthetic"):
-        return parse_custom(folder)
-    layout = RELEASES[dataset].layout
-    if layout == "ml-100k":
-        return parse_100k(folder)
-    if layout == "dat":
-        return parse_dat(folder, dataset)
-    return parse_csv_release(folder)
+        try:
+            return parse_custom(folder)
+        except DataError as err:
+            message = source_of(folder, str(err))
+            if message != str(err):  # name the user's own file, and how to bring the fix in
+                message += "; after fixing it, run `dvc repro -f download`"
+            raise DataError(message) from None
+    release = RELEASES[dataset]
+    if release.layout == "ml-100k":
+        raw = parse_100k(folder)
+    elif release.layout == "dat":
+        raw = parse_dat(folder, dataset)
+    else:
+        raw = parse_csv_release(folder)
+    official = manifest is not None and manifest.get("release") == dataset
+    if official and release.n_ratings is not None and raw.ratings.height != release.n_ratings:
+        raise DataError(
+            f"{folder}: {raw.ratings.height:,} ratings, but the official {dataset} has "
+            f"{release.n_ratings:,}; the copy it came from ({manifest.get('source', '?')}) is "
+            "not the release: point data.mirror / MOVIELENS_MIRROR at a real copy"
+        )
+    return raw

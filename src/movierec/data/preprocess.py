@@ -79,6 +79,12 @@ def prepare(raw: RawData, params: DataParams, seed: int, dataset: str) -> Prepar
         raise DataError(
             f"{dataset}: data.split.strategy is temporal but the data set has no timestamps; use random"
         )
+    for frame, column, what in ((raw.items, "item_id", "items"), (raw.users, "user_id", "users")):
+        if frame is not None and frame.height and frame[column].is_duplicated().any():
+            first = frame.filter(frame[column].is_duplicated())[column][0]
+            raise DataError(
+                f"{dataset}: {what} list {column} {first} more than once; each id needs one row"
+            )
     user_ids = ratings["user_id"].unique().sort()
     catalogue = raw.items["item_id"] if raw.items.height else ratings["item_id"].head(0)
     item_ids = (
@@ -99,6 +105,16 @@ def prepare(raw: RawData, params: DataParams, seed: int, dataset: str) -> Prepar
         timestamp=ts,
         min_user_ratings=params.split.min_user_ratings,
     )
+    counts = np.bincount(split, minlength=len(SPLIT_NAMES))
+    empty = [name for name, n in zip(SPLIT_NAMES, counts, strict=True) if n == 0]
+    if empty:
+        eligible = int((np.bincount(user) >= params.split.min_user_ratings).sum())
+        raise DataError(
+            f"{dataset}: the {empty[0]} split would be empty ({len(ratings):,} ratings, "
+            f"{eligible} users with at least data.split.min_user_ratings="
+            f"{params.split.min_user_ratings}); every split needs ratings: use more data or "
+            "lower data.split.min_user_ratings"
+        )
     key = np.random.default_rng(seed + 1).random(len(user))
     order = user_order(user, key, ts)
     names = np.array(SPLIT_NAMES)

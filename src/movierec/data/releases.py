@@ -29,6 +29,9 @@ class Release:
     member_sha256: dict[str, str] = field(default_factory=dict)
     encoding: str = "utf-8"
     has_demographics: bool = False
+    # Published number of ratings: the structural check of a copy whose members have no
+    # published hash (an extracted folder in a mirror).
+    n_ratings: int | None = None
 
     @property
     def url(self) -> str:
@@ -54,6 +57,7 @@ RELEASES: dict[str, Release] = {
             },
             encoding="latin-1",
             has_demographics=True,
+            n_ratings=100_000,
         ),
         Release(
             name="ml-1m",
@@ -70,6 +74,7 @@ RELEASES: dict[str, Release] = {
             },
             encoding="latin-1",
             has_demographics=True,
+            n_ratings=1_000_209,
         ),
         Release(
             name="ml-10m",
@@ -80,6 +85,7 @@ RELEASES: dict[str, Release] = {
             size=65_566_137,
             sha256="813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862",
             md5="ce571fd55effeba0271552578f2648bd",
+            n_ratings=10_000_054,
         ),
         Release(
             name="ml-20m",
@@ -89,6 +95,7 @@ RELEASES: dict[str, Release] = {
             members=("ratings.csv", "movies.csv"),
             size=198_702_078,
             sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+            n_ratings=20_000_263,
         ),
         Release(
             name="ml-25m",
@@ -98,6 +105,7 @@ RELEASES: dict[str, Release] = {
             members=("ratings.csv", "movies.csv"),
             size=261_978_986,
             sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+            n_ratings=25_000_095,
         ),
         Release(
             name="ml-32m",
@@ -106,6 +114,7 @@ RELEASES: dict[str, Release] = {
             layout="csv",
             members=("ratings.csv", "movies.csv"),
             md5="d472be332d4daa821edc399621853b57",
+            n_ratings=32_000_204,
         ),
         Release(
             name="ml-latest-small",
@@ -120,6 +129,7 @@ RELEASES: dict[str, Release] = {
                 "ratings.csv": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
                 "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
             },
+            n_ratings=100_836,
         ),
     )
 }
