@@ -324,3 +324,33 @@ def test_custom_file_errors_name_the_users_file(tmp_path):
     message = str(err.value)
     assert message.startswith(str(mine.resolve())) and "line 3" in message
     assert "dvc repro -f download" in message
+
+
+def test_one_non_numeric_user_id_among_numbers_names_its_line(tmp_path):
+    rows = "\n".join(f"{u},{10 + u},4" for u in range(1, 30))
+    (tmp_path / "ratings.csv").write_text(f"user_id,item_id,rating\n{rows}\nx7,10,3\n")
+    with pytest.raises(DataError, match=r"ratings.csv: line 31: user_id 'x7' is not a number"):
+        parse_release(tmp_path, "custom")
+
+
+def test_text_ids_are_fine_when_every_id_is_text(tmp_path):
+    (tmp_path / "ratings.csv").write_text("user_id,item_id,rating\nann,m1,4\nbob,m2,3\n")
+    raw = parse_release(tmp_path, "custom")
+    assert raw.ratings["user_id"].to_list() == ["ann", "bob"]
+
+
+def test_another_cut_off_runs_through_evaluate_and_report(tiny_project, capsys):
+    import yaml
+
+    from movierec.cli import main as cli_main
+
+    cfg = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    cfg["evaluate"]["k"] = [5]
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(cfg))
+    for argv in (["train", "bias"], ["evaluate", "bias"], ["train", "ease"], ["evaluate", "ease"]):
+        cli_main(argv)
+    cli_main(["report"])
+    out = capsys.readouterr().out
+    assert "NDCG@5" in out and "ease" in out
+    saved = json.loads((tiny_project / "metrics" / "eval" / "ease.json").read_text())
+    assert "ndcg@5" in saved["test"]

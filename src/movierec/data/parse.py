@@ -300,8 +300,15 @@ def _ids(frame: pl.DataFrame, column: str, path: Path) -> pl.DataFrame:
         return frame.with_columns(col.cast(pl.Int64))
     if col.dtype == pl.String:
         as_int = col.str.strip_chars().cast(pl.Int64, strict=False)
-        if (as_int.is_null() == col.is_null()).all():
+        failed = as_int.is_null() & col.is_not_null()
+        if not failed.any():
             return frame.with_columns(as_int.alias(column))
+        if failed.sum() < col.is_not_null().sum():  # mostly numbers: the rest are typos
+            row = int(failed.arg_max())
+            raise DataError(
+                f"{path}: {_line(path, row)}: {column} {col[row]!r} is not a number like the "
+                "other ids; fix the line (text ids are fine when every id is text)"
+            )
     return frame
 
 
