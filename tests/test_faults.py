@@ -354,3 +354,36 @@ def test_another_cut_off_runs_through_evaluate_and_report(tiny_project, capsys):
     assert "NDCG@5" in out and "ease" in out
     saved = json.loads((tiny_project / "metrics" / "eval" / "ease.json").read_text())
     assert "ndcg@5" in saved["test"]
+
+
+@posix
+@pytest.mark.parametrize("step", [1, 2])
+def test_kill_9_at_each_rename_of_a_folder_swap_recovers(tmp_path, step):
+    """atomic_dir swaps a folder in two renames (old aside, new in). Killed after either,
+    the next writer restores or keeps a complete folder and leaves no temporaries."""
+    target = tmp_path / "models" / "mf"
+    target.mkdir(parents=True)
+    (target / "model.npz").write_text("old")
+    code = (
+        "import os\n"
+        "import movierec.io as io\n"
+        "real, calls = io.os.replace, []\n"
+        "def replace(a, b):\n"
+        "    calls.append(1)\n"
+        f"    if len(calls) == {step}:\n"
+        "        real(a, b)\n"
+        "        os.kill(os.getpid(), 9)\n"
+        "    real(a, b)\n"
+        "io.os.replace = replace\n"
+        f"with io.atomic_dir({str(target)!r}) as tmp:\n"
+        "    (tmp / 'model.npz').write_text('new')\n"
+    )
+    proc = _run(code, tmp_path)
+    assert proc.returncode == -9
+    from movierec.io import atomic_dir
+
+    with atomic_dir(target) as tmp:  # the next writer recovers first, then writes
+        assert (target / "model.npz").read_text() in ("old", "new")
+        (tmp / "model.npz").write_text("next")
+    assert (target / "model.npz").read_text() == "next"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["mf"]
