@@ -43,24 +43,19 @@ print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
 """
 
 
-CHILD_ENSEMBLE = r"""
-import json, resource
+CHILD_BLEND = r"""
+import importlib, json, resource, sys
 from movierec.config import load_params
-from movierec.ensemble import run_ensemble
-result = run_ensemble(load_params())
+module, func = sys.argv[1:3]
+result = getattr(importlib.import_module(module), func)(load_params())
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
 """
-
-
-CHILD_TOPN = r"""
-import json, resource
-from movierec.config import load_params
-from movierec.ensemble_topn import run_topn_blend
-result = run_topn_blend(load_params())
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
-"""
+# The blend stages bench runs: section of params.yaml -> (module, function).
+BLENDS = {
+    "ensemble": ("movierec.ensemble", "run_ensemble"),
+    "ensemble_topn": ("movierec.ensemble_topn", "run_topn_blend"),
+}
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -184,66 +179,49 @@ def run_bench(
                 )
         rating_models = [n for n, r in record["models"].items() if r["test_rmse"] is not None]
         if ensemble and len(rating_models) >= 2:
-            raw_e = merge(raw, {"ensemble": {"models": rating_models}})
-            (work / "params.yaml").write_text(yaml.safe_dump(raw_e))
-            proc = subprocess.run(
-                [sys.executable, "-c", CHILD_ENSEMBLE], cwd=work, capture_output=True, text=True
-            )
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-                raise MovierecError(f"bench: ensemble failed: {' '.join(tail)}")
-            out = json.loads(proc.stdout.strip().splitlines()[-1])
-            result = out["result"]
-            record["models"]["ensemble"] = {
-                "test_rmse": result["test"].get("rmse"),
-                "test_mae": result["test"].get("mae"),
-                "test_ndcg@10": result["test"].get("ndcg@10"),
-                "test_recall@10": result["test"].get("recall@10"),
-                "val_rmse": result["val"].get("rmse"),
-                "epochs": 1,
-                "best_epoch": 1,
-                "seconds_per_epoch": None,
-                "seconds_to_best": result["train_seconds"],
-                "train_seconds": result["train_seconds"],
-                "eval_seconds": result["total_eval_seconds"],
-                "peak_rss_mib": out["peak_rss_mib"],
-                "device": "cpu",
-                "members": result["blend"]["members"],
-                "best_member": result["best_member"],
-            }
+            row = _bench_blend(work, raw, "ensemble", rating_models)
+            result = row.pop("result")
+            row |= {"members": result["blend"]["members"], "best_member": result["best_member"]}
+            record["models"]["ensemble"] = row
             if progress:
-                print(
-                    f"ensemble: test RMSE {record['models']['ensemble']['test_rmse']:.4f}",
-                    file=sys.stderr,
-                )
+                print(f"ensemble: test RMSE {row['test_rmse']:.4f}", file=sys.stderr)
         members = [n for n in record["models"] if n != "ensemble"]
         if ensemble and len(members) >= 2:
-            record["models"]["ensemble_topn"] = _bench_topn(work, raw, members)
+            row = _bench_blend(work, raw, "ensemble_topn", members)
+            result = row.pop("result")
+            weights = result["blend"]["weights"]
+            row |= {
+                "val_ndcg@10": result["val"].get("ndcg@10"),  # cross-fitted, so it is reported
+                "weights": {n: w for n, w in weights.items() if w > 0},
+            }
+            record["models"]["ensemble_topn"] = row
             if progress:
-                ndcg = record["models"]["ensemble_topn"]["test_ndcg@10"]
-                print(f"ensemble_topn: test NDCG@10 {ndcg:.4f}", file=sys.stderr)
+                print(f"ensemble_topn: test NDCG@10 {row['test_ndcg@10']:.4f}", file=sys.stderr)
     return record
 
 
-def _bench_topn(work: Path, raw: dict, members: list[str]) -> dict[str, Any]:
-    """The ranking blend of the benched models, in its own child process."""
-    raw_t = merge(raw, {"ensemble_topn": {"models": members}})
-    (work / "params.yaml").write_text(yaml.safe_dump(raw_t))
+def _bench_blend(work: Path, raw: dict, section: str, members: list[str]) -> dict[str, Any]:
+    """One blend stage over the benched ``members``, in its own child process (so its peak
+    memory is its own); the bench row, plus the stage's full ``result``."""
+    (work / "params.yaml").write_text(yaml.safe_dump(merge(raw, {section: {"models": members}})))
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD_TOPN], cwd=work, capture_output=True, text=True
+        [sys.executable, "-c", CHILD_BLEND, *BLENDS[section]],
+        cwd=work,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        raise MovierecError(f"bench: ensemble_topn failed: {' '.join(tail)}")
+        raise MovierecError(f"bench: {section} failed: {' '.join(tail)}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     result = out["result"]
+    test = result["test"]
     return {
-        "test_rmse": None,
-        "test_mae": None,
-        "test_ndcg@10": result["test"].get("ndcg@10"),
-        "test_recall@10": result["test"].get("recall@10"),
-        "val_rmse": None,
-        "val_ndcg@10": result["val"].get("ndcg@10"),
+        "test_rmse": test.get("rmse"),
+        "test_mae": test.get("mae"),
+        "test_ndcg@10": test.get("ndcg@10"),
+        "test_recall@10": test.get("recall@10"),
+        "val_rmse": None if section == "ensemble_topn" else result["val"].get("rmse"),
         "epochs": 1,
         "best_epoch": 1,
         "seconds_per_epoch": None,
@@ -252,7 +230,7 @@ def _bench_topn(work: Path, raw: dict, members: list[str]) -> dict[str, Any]:
         "eval_seconds": result["total_eval_seconds"],
         "peak_rss_mib": out["peak_rss_mib"],
         "device": "cpu",
-        "weights": {n: w for n, w in result["blend"]["weights"].items() if w > 0},
+        "result": result,
     }
 
 

@@ -51,12 +51,10 @@ def val_rmse(model, data: Processed) -> float:
 def objective_of(model: str, params: Params):
     """``(name, direction, score(fitted, data))`` for the family's task."""
     from movierec.evaluate import ranking_validation
-    from movierec.schema import eval_section
 
     if MODELS[model][0].predicts_ratings:
         return "val RMSE", "minimize", val_rmse
-    protocol = eval_section(params)
-    k, threshold = protocol.k[0], protocol.threshold
+    k, threshold = _protocol(params)
 
     def ndcg(fitted, data: Processed) -> float:
         return ranking_validation(fitted, data, k, threshold).compute(None)[f"val_ndcg@{k}"]
@@ -89,6 +87,7 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=params.seed)
     study = optuna.create_study(direction=direction, sampler=sampler)
     training = data.for_training()
+    rank_k, threshold = _protocol(params)
 
     def objective(trial) -> float:
         hp = base | suggest(trial, space)
@@ -96,8 +95,9 @@ def tune(
             instance = MODELS[model][0](model_params(model, hp))
         except ConfigError as err:  # e.g. dim not divisible by heads: prune, don't crash
             raise optuna.TrialPruned(str(err)) from None
-        ctx = FitContext(seed=params.seed, device=device, progress=False)
-        ctx.rank_k, ctx.threshold = _protocol(params)
+        ctx = FitContext(
+            seed=params.seed, device=device, progress=False, rank_k=rank_k, threshold=threshold
+        )
         instance.fit(training, ctx)
         value = score(instance, training)
         return value if math.isfinite(value) else worst
