@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from movierec.errors import ConfigError
 from movierec.stage import run_cli
 
 
@@ -26,8 +27,6 @@ def _at_least_one(flag: str, value: int) -> int:
 def _read_yaml(path: str) -> dict:
     """A YAML file named on the command line: one line when it is missing or malformed."""
     import yaml
-
-    from movierec.errors import ConfigError
 
     file = Path(path)
     if not file.is_file():
@@ -141,6 +140,35 @@ def cmd_check_repro(args: argparse.Namespace) -> None:
         raise SystemExit(code)
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from movierec.compare import compare
+
+    if args.bootstrap < 100:
+        raise ConfigError(f"--bootstrap must be at least 100 (got {args.bootstrap})")
+    text = compare(args.a, args.b, n_boot=args.bootstrap)
+    if args.out:
+        from movierec.io import write_text
+
+        write_text(Path(args.out), text)
+    print(text, end="")
+
+
+def cmd_repeat(args: argparse.Namespace) -> None:
+    from movierec.repeats import parse_sweep, run_sweep, write_aggregate
+
+    key, values = parse_sweep(args.sweep)
+    names = run_sweep(key, values, args.set or [])
+    print(write_aggregate(names, Path(args.out)), end="")
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from movierec.repeats import write_aggregate
+
+    if len(args.runs) < 2:
+        raise ConfigError("aggregate: name at least two experiments or revisions")
+    print(write_aggregate(args.runs, Path(args.out)), end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movierec", description="Reproducible movie recommendation on MovieLens."
@@ -154,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("insight", "t-SNE maps and hidden-unit reports of the trained models"),
         ("ensemble", "blend the rating models' predictions (fitted on val)"),
         ("ensemble_topn", "blend every model's rankings (weights fitted on val NDCG)"),
+        ("significance", "paired tests between models on per-user test values"),
         ("report", "write the leaderboard from metrics/details"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=_step(name))
@@ -206,6 +235,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="metrics/bench.json", help="JSON record to write")
     p.add_argument("--markdown", help="also write the table here")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "compare", help="metric changes between two revisions, each tested for significance"
+    )
+    p.add_argument("a", help="git revision or DVC experiment name (the baseline)")
+    p.add_argument("b", nargs="?", default="workspace", help="the other side (default: workspace)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="resamples (default 2000)")
+    p.add_argument("--out", help="also write the table (markdown) here")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "repeat", help="one DVC experiment per fold or seed, then aggregate (mean, sd, 95%% CI)"
+    )
+    p.add_argument("sweep", help="KEY=V1,V2,...: e.g. data.split.fold=u1,u2,u3,u4,u5 or seed=1,2,3")
+    p.add_argument("-S", "--set", action="append", help="another param for every run (repeatable)")
+    p.add_argument("--out", default="metrics/compare", help="writes OUT.json and OUT.md")
+    p.set_defaults(func=cmd_repeat)
+
+    p = sub.add_parser("aggregate", help="mean, sd and 95%% CI of test metrics over runs")
+    p.add_argument("runs", nargs="+", help="DVC experiment names or git revisions")
+    p.add_argument("--out", default="metrics/compare", help="writes OUT.json and OUT.md")
+    p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser(
         "check-repro", help="dvc repro, then fail if a metric moved beyond repro-tolerance.yaml"

@@ -79,10 +79,21 @@ class SyntheticData:
 
 @dataclass
 class SplitParams:
-    """How ratings are cut into train / val / test, per user."""
+    """How ratings are cut into train / val / test.
 
-    strategy: Literal["random", "temporal"] = "random"
+    ``random`` / ``temporal``: per user, shuffled or in time order, cut by ``ratios``.
+    ``official``: the release's own fold ``fold`` (ml-100k's u1..u5, ua, ub) as train / test,
+    ``val_share`` of each user's training ratings to val. ``holdout``: a global random
+    ``test_share`` of all ratings to test, ``val_share`` of the rest to val (the ML-1M /
+    ML-10M literature protocol). ``leave_last``: per user, the latest rating to test and
+    the one before to val (the sequential-recommendation protocol).
+    """
+
+    strategy: Literal["random", "temporal", "official", "holdout", "leave_last"] = "random"
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    fold: str = "u1"
+    val_share: float = 0.1
+    test_share: float = 0.1
     min_user_ratings: int = 3
 
     def validate(self, key: str) -> None:
@@ -100,8 +111,44 @@ class SplitParams:
                 f"needs a positive share for each of train, val and test (got {self.ratios}): "
                 "validation selects models, test reports them",
             )
+        for name in ("val_share", "test_share"):
+            share = getattr(self, name)
+            if not 0 < share < 1:
+                raise _fail(f"{key}.{name}", f"must be between 0 and 1, exclusive (got {share})")
         if self.min_user_ratings < 1:
             raise _fail(f"{key}.min_user_ratings", "must be at least 1")
+
+    def record(self) -> dict[str, Any]:
+        """The settings that matter for this strategy (for meta.json and metrics/data.json)."""
+        record: dict[str, Any] = {"strategy": self.strategy}
+        if self.strategy in ("random", "temporal"):
+            record["ratios"] = self.ratios
+        elif self.strategy == "official":
+            record |= {"fold": self.fold, "val_share": self.val_share}
+        elif self.strategy == "holdout":
+            record |= {"test_share": self.test_share, "val_share": self.val_share}
+        if self.strategy != "holdout":
+            record["min_user_ratings"] = self.min_user_ratings
+        return record
+
+    def describe(self) -> str:
+        """The split in a few words, for titles (e.g. ``official fold u1, 10% val``)."""
+
+        def pct(x: float) -> str:
+            return f"{100 * x:g}%"
+
+        if self.strategy in ("random", "temporal"):
+            cut = "/".join(f"{100 * r:g}" for r in self.ratios)
+            order = "shuffled" if self.strategy == "random" else "in time order"
+            return f"per-user {cut} split, {order}"
+        if self.strategy == "official":
+            return f"official fold {self.fold}, {pct(self.val_share)} of base to val"
+        if self.strategy == "holdout":
+            return (
+                f"holdout: random {pct(self.test_share)} of all ratings to test, "
+                f"{pct(self.val_share)} of the rest to val"
+            )
+        return "leave-last-out: each user's latest rating to test, the one before to val"
 
 
 @dataclass
@@ -166,6 +213,7 @@ _PASS_THROUGH = (
     "insight",
     "ensemble",
     "ensemble_topn",
+    "significance",
     "tune",
 )
 

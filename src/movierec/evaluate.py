@@ -18,7 +18,14 @@ import scipy.sparse as sp
 
 from movierec.dataset import Processed
 from movierec.errors import DataError
-from movierec.metrics import coverage, popularity_metrics, ranking_metrics, rating_metrics, top_k
+from movierec.metrics import (
+    coverage,
+    ndcg_per_user,
+    popularity_metrics,
+    ranking_metrics,
+    rating_metrics,
+    top_k,
+)
 from movierec.models.base import Recommender
 from movierec.schema import EvalParams  # noqa: F401 (the evaluate section's schema)
 
@@ -38,11 +45,13 @@ class _SplitState:
     target: sp.csr_matrix
     seen: sp.csr_matrix
     relevant: sp.csr_matrix
+    users: list[np.ndarray] = field(default_factory=list)  # users ranked, in order
     recs: list[np.ndarray] = field(default_factory=list)
     rels: list[np.ndarray] = field(default_factory=list)
     n_rel: list[np.ndarray] = field(default_factory=list)
     preds: list[np.ndarray] = field(default_factory=list)
     truths: list[np.ndarray] = field(default_factory=list)
+    pred_users: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -94,25 +103,30 @@ def evaluate(
                 coo = rows.tocoo()
                 st.preds.append(scores[coo.row, coo.col])
                 st.truths.append(coo.data)
+                st.pred_users.append(chunk[coo.row])
             ranked = scores[has].copy()
             ranked[st.seen[chunk[has]].nonzero()] = -np.inf  # never recommend what the user rated
             rec = top_k(ranked, kmax)
+            st.users.append(chunk[has])
             rel_rows = st.relevant[chunk[has]].toarray() > 0
             st.recs.append(rec)
             st.rels.append(np.take_along_axis(rel_rows, np.maximum(rec, 0), axis=1) & (rec >= 0))
             st.n_rel.append(rel_rows.sum(axis=1))
             st.seconds += time.perf_counter() - t1
     result: dict[str, Any] = {}
+    per_user: dict[str, dict[str, np.ndarray]] = {}
     for split, st in states.items():
         part = data.splits[split]
         t0 = time.perf_counter()
         if not model.predicts_ratings:
-            pred = truth = None
+            pred = truth = pred_user = None
         elif model.scores_are_ratings:
             pred, truth = np.concatenate(st.preds), np.concatenate(st.truths)
+            pred_user = np.concatenate(st.pred_users)
         else:
             keep = user_mask[part.user] if user_mask is not None else slice(None)
             pred, truth = model.predict_split(data, split)[keep], part.rating[keep]
+            pred_user = part.user[keep]
         metrics = rating_metrics(pred, truth, data.rating_levels) if model.predicts_ratings else {}
         if hasattr(model, "predict_classes"):
             metrics["accuracy"] = float(
@@ -133,9 +147,42 @@ def evaluate(
         metrics["topn_seconds"] = st.seconds + score_seconds
         metrics["predict_seconds"] = time.perf_counter() - t0
         result[split] = metrics
+        ranked_users = np.concatenate(st.users)
+        per_user[split] = _per_user(
+            ranked_users,
+            np.diff(st.target.indptr)[ranked_users],
+            (rec, rel, nrel, params.k[0]),
+            pred,
+            truth,
+            pred_user,
+        )
+    result["per_user"] = per_user
     result["score_seconds"] = score_seconds
     result["total_eval_seconds"] = time.perf_counter() - t_start
     return result
+
+
+def _per_user(
+    users: np.ndarray,
+    n_ratings: np.ndarray,
+    lists: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+    pred: np.ndarray | None,
+    truth: np.ndarray | None,
+    pred_user: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Per-user values the significance tests pair across models: each user's number of
+    ratings in the split, squared-error sum (``nan`` without rating predictions) and
+    NDCG@k (``nan`` without a relevant item)."""
+    rec, rel, nrel, k = lists
+    sse = np.full(users.shape[0], np.nan)
+    if pred is not None:
+        row = np.searchsorted(users, pred_user)
+        err = (np.asarray(pred, dtype=np.float64) - truth) ** 2
+        sse = np.bincount(row, weights=err, minlength=users.shape[0])
+    ndcg = np.full(users.shape[0], np.nan)
+    has = nrel > 0
+    ndcg[has] = ndcg_per_user(rec[has], rel[has], nrel[has], k)
+    return {"user": users, "ratings": n_ratings, "sse": sse, f"ndcg@{k}": ndcg}
 
 
 def ranking_validation(model: Recommender, data: Processed, k: int, threshold: float):

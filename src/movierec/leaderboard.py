@@ -7,6 +7,7 @@ reading, but the model marked as selected (and served by ``movierec recommend``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,22 @@ def _selectable(row: dict[str, Any]) -> bool:
     return "subset" not in row and not row.get("val_in_sample")
 
 
-def build_leaderboard(details: Path = DETAILS, k: int = 10) -> dict[str, Any]:
-    """``{"rating": rows, "topn": rows, "selected": {...}}`` from every model's details."""
+SIGNIFICANCE = Path("metrics/significance.json")
+
+
+def _ties(path: Path, metric: str) -> set[str]:
+    """Models not significantly worse than the best on test (from ``significance.json``)."""
+    if not path.is_file():
+        return set()
+    table = json.loads(path.read_text()).get(metric) or {}
+    return set(table.get("not_significantly_worse_than_best", []))
+
+
+def build_leaderboard(
+    details: Path = DETAILS, k: int = 10, significance: Path = SIGNIFICANCE
+) -> dict[str, Any]:
+    """``{"rating": rows, "topn": rows, "selected": {...}}`` from every model's details
+    (and, where ``significance.json`` exists, which models tie with the best on test)."""
     rating, topn = [], []
     for result in read_details(details):
         val, test = result.get("val", {}), result.get("test", {})
@@ -46,6 +61,11 @@ def build_leaderboard(details: Path = DETAILS, k: int = 10) -> dict[str, Any]:
             )
     rating.sort(key=lambda r: (r["rmse"], r["model"]))
     topn.sort(key=lambda r: (-r[f"ndcg@{k}"], r["model"]))
+    for rows, metric in ((rating, "rmse"), (topn, f"ndcg@{k}")):
+        tied = _ties(significance, metric)
+        for r in rows:
+            if r["model"] in tied:
+                r["tied_with_best"] = True
     selected = {
         "rating": _best(rating, "val_rmse", lower=True),
         "topn": _best(topn, f"val_ndcg@{k}", lower=False),
@@ -79,6 +99,8 @@ def _table(rows: list[dict[str, Any]], columns: dict[str, str], chosen: str | No
             name += " (val cross-fitted)"
         if r["model"] == chosen:
             name = f"**{name}** ✓"
+        if r.get("tied_with_best"):
+            name += " ≈"
         lines.append("| " + " | ".join([name, *(_fmt(r.get(c)) for c in columns)]) + " |")
     return lines
 
@@ -101,7 +123,9 @@ def write_leaderboard(board: dict[str, Any], title: str, out_dir: Path = Path("m
         "`movierec recommend` serve by default); rows are sorted by the test metric. "
         "Blends fitted on val have in-sample val numbers and are not selectable by them; "
         "the ranking blend's val numbers are cross-fitted (weights fitted on other val "
-        "users), so it competes. Ranking families predict no ratings (no RMSE row).",
+        "users), so it competes. Ranking families predict no ratings (no RMSE row). "
+        "≈ marks a model whose test difference from the table's top model is not "
+        "significant (paired tests over users, `metrics/significance.md`).",
         "",
         "## Rating accuracy (sorted by test RMSE)",
         "",

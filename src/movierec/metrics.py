@@ -76,29 +76,37 @@ def _rowwise_order(vals: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.argsort(-vals, axis=1, kind="stable")
 
 
+def ndcg_per_user(
+    recommended: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray, k: int
+) -> np.ndarray:
+    """Each user's NDCG@k (binary gains, ideal list of ``min(|relevant|, k)`` hits);
+    ``nan`` for a user with no relevant item, whose NDCG is undefined."""
+    hits = (relevant[:, :k] & (recommended[:, :k] >= 0)).astype(np.float64)
+    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    ideal_len = np.minimum(n_relevant, k).astype(np.int64)
+    idcg = np.concatenate([[np.nan], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])[ideal_len]
+    return (hits @ discounts) / idcg
+
+
 def ranking_metrics(
     recommended: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray, k: int
 ) -> dict[str, float]:
     """Precision, recall, NDCG, MAP and hit rate at ``k``, averaged over users with relevant items."""
-    recommended = recommended[:, :k]
-    hits = (relevant[:, :k] & (recommended >= 0)).astype(np.float64)
     keep = n_relevant > 0
-    hits, n_rel = hits[keep], n_relevant[keep].astype(np.float64)
+    recommended, relevant = recommended[keep, :k], relevant[keep, :k]
+    hits = (relevant & (recommended >= 0)).astype(np.float64)
+    n_rel = n_relevant[keep].astype(np.float64)
     if hits.shape[0] == 0:
         return {f"{m}@{k}": float("nan") for m in ("precision", "recall", "ndcg", "map", "hit")} | {
             "users_ranked": 0
         }
     n_hits = hits.sum(axis=1)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = hits @ discounts
-    ideal_len = np.minimum(n_rel, k).astype(np.int64)
-    idcg = np.cumsum(discounts)[ideal_len - 1]
     precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
     ap = (precision_at_i * hits).sum(axis=1) / np.minimum(n_rel, k)
     return {
         f"precision@{k}": float(np.mean(n_hits / k)),
         f"recall@{k}": float(np.mean(n_hits / n_rel)),
-        f"ndcg@{k}": float(np.mean(dcg / idcg)),
+        f"ndcg@{k}": float(np.mean(ndcg_per_user(recommended, relevant, n_relevant[keep], k))),
         f"map@{k}": float(np.mean(ap)),
         f"hit@{k}": float(np.mean(n_hits > 0)),
         "users_ranked": int(hits.shape[0]),

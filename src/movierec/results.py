@@ -6,6 +6,9 @@
   coverage, novelty, blend weights ...), git-tracked for the leaderboard.
 - ``data/timings/<model>.json``: seconds and epochs. They differ from machine to
   machine and run to run, so they stay out of git (``movierec bench`` records them).
+- ``data/per_user/<model>.parquet``: per split and user, the number of ratings,
+  squared-error sum and NDCG@k: what the significance tests pair across models
+  (and ``movierec compare`` across revisions). Large, so DVC-cached, not in git.
 
 Imports nothing heavy: the leaderboard and the CLI read these without torch.
 """
@@ -21,6 +24,7 @@ from movierec.io import write_json
 EVAL_METRICS = Path("metrics/eval")
 DETAILS = Path("metrics/details")
 TIMINGS = Path("data/timings")
+PER_USER = Path("data/per_user")
 
 # Headline keys per split ({k} = the first cut-off in evaluate.k).
 HEADLINE = {"val": ("rmse", "ndcg@{k}"), "test": ("rmse", "mae", "ndcg@{k}", "recall@{k}")}
@@ -57,10 +61,36 @@ def split_result(result: dict[str, Any], k: int) -> tuple[dict, dict, dict]:
 
 def write_result(name: str, result: dict[str, Any], k: int) -> None:
     """Write the three files of one model's evaluation."""
+    result = dict(result)
+    per_user = result.pop("per_user", {})
     headline, details, timings = split_result(result | {"model": name}, k)
+    write_per_user(PER_USER / f"{name}.parquet", per_user)
     write_json(DETAILS / f"{name}.json", details)
     write_json(TIMINGS / f"{name}.json", timings)
     write_json(EVAL_METRICS / f"{name}.json", headline)
+
+
+def write_per_user(path: Path, per_user: dict[str, dict[str, Any]]) -> None:
+    """One row per (split, user) with the values :func:`movierec.evaluate.evaluate` kept."""
+    import polars as pl
+
+    from movierec.io import atomic_path
+
+    frames = [
+        pl.DataFrame(columns).with_columns(pl.lit(split).alias("split"))
+        for split, columns in per_user.items()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, ".parquet") as tmp:
+        (pl.concat(frames) if frames else pl.DataFrame()).write_parquet(tmp)
+
+
+def read_per_user(path: Path, split: str = "test") -> dict[str, Any]:
+    """``{column: numpy array}`` of one model's per-user values on ``split``."""
+    import polars as pl
+
+    frame = pl.read_parquet(path).filter(pl.col("split") == split).sort("user")
+    return {c: frame[c].to_numpy() for c in frame.columns if c != "split"}
 
 
 def read_details(folder: Path = DETAILS) -> list[dict[str, Any]]:

@@ -175,6 +175,24 @@ def topn_blend_section(params: Params) -> TopNBlendParams:
     return build_section(TopNBlendParams, params.extra.get("ensemble_topn"), "ensemble_topn")
 
 
+@dataclass
+class SignificanceParams:
+    """``significance:`` in params.yaml."""
+
+    bootstrap: int = 2000  # resamples of test users for each confidence interval
+    alpha: float = 0.05  # family-wise error rate (Holm) for "significant"
+
+    def validate(self, key: str) -> None:
+        if self.bootstrap < 100:
+            raise ConfigError(f"params.yaml: `{key}.bootstrap` must be at least 100")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"params.yaml: `{key}.alpha` must be between 0 and 1")
+
+
+def significance_section(params: Params) -> SignificanceParams:
+    return build_section(SignificanceParams, params.extra.get("significance"), "significance")
+
+
 KINDS = ("int", "float", "log", "choice")
 
 
@@ -235,5 +253,6 @@ def validate_all(params: Params) -> None:
     insight_section(params)
     ensemble_section(params)
     topn_blend_section(params)
+    significance_section(params)
     for name in (params.extra.get("tune") or {}).get("spaces") or {}:
         search_space(params, name)

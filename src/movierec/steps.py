@@ -127,13 +127,31 @@ def ensemble_topn() -> None:
     )
 
 
+def significance() -> None:
+    from movierec.io import write_json, write_text
+    from movierec.schema import significance_section
+    from movierec.significance import render
+    from movierec.significance import significance as paired_tests
+
+    params = load_params()
+    p = significance_section(params)
+    k = params.extra.get("evaluate", {}).get("k", [10])[0]
+    result = paired_tests(k, p.bootstrap, p.alpha, params.seed)
+    title = f"{params.data.dataset}, {params.data.split.describe()}; test split"
+    write_json("metrics/significance.json", result | {"title": title})
+    write_text("metrics/significance.md", render(result, title))
+    print(Path("metrics/significance.md").read_text(), end="")
+
+
 def report() -> None:
     from movierec.leaderboard import build_leaderboard, write_curves, write_leaderboard
 
     params = load_params()
     k = params.extra.get("evaluate", {}).get("k", [10])[0]
     dataset = params.data.dataset
-    write_leaderboard(build_leaderboard(k=k), f"{dataset}, test split")
+    write_leaderboard(
+        build_leaderboard(k=k), f"{dataset}, {params.data.split.describe()}; test split shown"
+    )
     write_curves()
     print(Path("metrics/leaderboard.md").read_text(), end="")
 

@@ -462,3 +462,30 @@ def parse_release(folder: Path, dataset: str) -> RawData:
             "not the release: point data.mirror / MOVIELENS_MIRROR at a real copy"
         )
     return raw
+
+
+def read_official_fold(folder: Path, dataset: str, fold: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(base, test)`` (user_id, item_id) pairs of one of the release's official folds.
+
+    The files are the release's own (``u1.base`` / ``u1.test`` ...), checked like
+    ``u.data``, so the official split is reproduced exactly, not re-drawn.
+    """
+    release = RELEASES.get(dataset)
+    if release is None or not release.folds:
+        shipped = [name for name, r in RELEASES.items() if r.folds]
+        raise DataError(
+            f"params.yaml: data.split.strategy is official, but {dataset} ships no official "
+            f"folds (only {', '.join(shipped)} does); use holdout, random or temporal"
+        )
+    if fold not in release.folds:
+        raise DataError(
+            f"params.yaml: data.split.fold is {fold!r}; {dataset}'s official folds are "
+            f"{', '.join(release.folds)}"
+        )
+    pairs = []
+    for part in ("base", "test"):
+        path = folder / f"{fold}.{part}"
+        if not path.is_file():
+            raise DataError(f"{path}: missing; run `dvc repro -f download` to fetch the release")
+        pairs.append(_read_ratings(path, sep="\t").select("user_id", "item_id"))
+    return pairs[0], pairs[1]

@@ -25,9 +25,16 @@ import polars as pl
 
 from movierec.config import DataParams
 from movierec.data.matrices import save_matrices
-from movierec.data.parse import RawData, parse_release
+from movierec.data.parse import RawData, parse_release, read_official_fold
 from movierec.data.sequences import history_windows
-from movierec.data.split import SPLIT_NAMES, split_users, user_order
+from movierec.data.split import (
+    SPLIT_NAMES,
+    split_holdout,
+    split_leave_last,
+    split_official,
+    split_users,
+    user_order,
+)
 from movierec.errors import DataError
 from movierec.io import atomic_dir
 
@@ -72,13 +79,76 @@ def resolve_duplicates(ratings: pl.DataFrame, policy: str, source: str) -> tuple
     return out, dropped
 
 
-def prepare(raw: RawData, params: DataParams, seed: int, dataset: str) -> Prepared:
-    """Reindex ids, resolve duplicates and split."""
-    ratings, dropped = resolve_duplicates(raw.ratings, params.duplicates, dataset)
-    if params.split.strategy == "temporal" and not raw.has_timestamps:
+def _official_test_rows(
+    ratings: pl.DataFrame, fold: tuple[pl.DataFrame, pl.DataFrame], name: str, dataset: str
+) -> np.ndarray:
+    """Which rating rows are in the fold's test file, after checking that the fold's base and
+    test files partition the ratings exactly."""
+    base, test = fold
+    keys = ["user_id", "item_id"]
+    marked = ratings.select(keys).join(
+        test.with_columns(pl.lit(True).alias("_test")), on=keys, how="left", maintain_order="left"
+    )
+    in_test = marked["_test"].is_not_null().to_numpy()
+    if (
+        marked.height != ratings.height
+        or int(in_test.sum()) != test.height
+        or (base.height + test.height != ratings.height)
+    ):
         raise DataError(
-            f"{dataset}: data.split.strategy is temporal but the data set has no timestamps; use random"
+            f"{dataset}: the official fold {name} ({base.height:,} base + {test.height:,} test "
+            f"ratings) does not partition the {ratings.height:,} ratings; the release files are "
+            "not the published ones: run `dvc repro -f download`"
         )
+    return in_test
+
+
+def assign_splits(
+    ratings: pl.DataFrame,
+    user: np.ndarray,
+    timestamp: np.ndarray | None,
+    params: DataParams,
+    seed: int,
+    fold: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+) -> np.ndarray:
+    """A split code per rating row under ``data.split.strategy``."""
+    sp = params.split
+    if sp.strategy in ("temporal", "leave_last") and timestamp is None:
+        raise DataError(
+            f"{params.dataset}: data.split.strategy is {sp.strategy}, but the data set has no "
+            "timestamps; use random or holdout"
+        )
+    if sp.strategy == "official":
+        if fold is None:
+            raise DataError(f"{params.dataset}: data.split.strategy is official, but no fold given")
+        in_test = _official_test_rows(ratings, fold, sp.fold, params.dataset)
+        return split_official(
+            user, in_test, val_share=sp.val_share, seed=seed, min_user_ratings=sp.min_user_ratings
+        )
+    if sp.strategy == "holdout":
+        return split_holdout(len(user), test_share=sp.test_share, val_share=sp.val_share, seed=seed)
+    if sp.strategy == "leave_last":
+        return split_leave_last(user, timestamp, seed=seed, min_user_ratings=sp.min_user_ratings)
+    return split_users(
+        user,
+        ratios=sp.ratios,
+        seed=seed,
+        strategy=sp.strategy,
+        timestamp=timestamp,
+        min_user_ratings=sp.min_user_ratings,
+    )
+
+
+def prepare(
+    raw: RawData,
+    params: DataParams,
+    seed: int,
+    dataset: str,
+    fold: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+) -> Prepared:
+    """Reindex ids, resolve duplicates and split (``fold``: the official fold's base and test
+    pairs, for ``data.split.strategy: official``)."""
+    ratings, dropped = resolve_duplicates(raw.ratings, params.duplicates, dataset)
     for frame, column, what in ((raw.items, "item_id", "items"), (raw.users, "user_id", "users")):
         if frame is not None and frame.height and frame[column].is_duplicated().any():
             first = frame.filter(frame[column].is_duplicated())[column][0]
@@ -97,14 +167,7 @@ def prepare(raw: RawData, params: DataParams, seed: int, dataset: str) -> Prepar
     )
     user = ratings["user"].to_numpy()
     ts = ratings["timestamp"].to_numpy() if raw.has_timestamps else None
-    split = split_users(
-        user,
-        ratios=params.split.ratios,
-        seed=seed,
-        strategy=params.split.strategy,
-        timestamp=ts,
-        min_user_ratings=params.split.min_user_ratings,
-    )
+    split = assign_splits(ratings, user, ts, params, seed, fold)
     counts = np.bincount(split, minlength=len(SPLIT_NAMES))
     empty = [name for name, n in zip(SPLIT_NAMES, counts, strict=True) if n == 0]
     if empty:
@@ -174,15 +237,12 @@ def prepare(raw: RawData, params: DataParams, seed: int, dataset: str) -> Prepar
         "has_demographics": has_demo,
         "demographics": [c for c in users.columns if c not in ("user", "user_id")],
         "seed": seed,
-        "split": {
-            "strategy": params.split.strategy,
-            "ratios": params.split.ratios,
-            "min_user_ratings": params.split.min_user_ratings,
-        },
+        "split": params.split.record(),
         "sequences": {"length": params.sequences.length, "pad_item": params.sequences.pad_item},
     }
     stats = {
         "dataset": dataset,
+        "split": params.split.record() | {"description": params.split.describe()},
         "users": n_users,
         "items": n_items,
         "rated_items": int(out["item"].n_unique()),
@@ -261,6 +321,9 @@ def write_processed(prepared: Prepared, out_dir: Path) -> None:
 def preprocess(raw_dir: Path, out_dir: Path, params: DataParams, seed: int) -> Prepared:
     """Parse, prepare and write; nothing is written unless every step succeeded."""
     raw = parse_release(raw_dir, params.dataset)
-    prepared = prepare(raw, params, seed, params.dataset)
+    fold = None
+    if params.split.strategy == "official":
+        fold = read_official_fold(raw_dir, params.dataset, params.split.fold)
+    prepared = prepare(raw, params, seed, params.dataset, fold)
     write_processed(prepared, out_dir)
     return prepared

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from movierec.errors import ConfigError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
+# ml-100k's official folds: u1..u5 (5-fold cross-validation, disjoint 20% test sets) and
+# ua/ub (exactly 10 ratings per user in test).
+ML100K_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class Release:
     # Published number of ratings: the structural check of a copy whose members have no
     # published hash (an extracted folder in a mirror).
     n_ratings: int | None = None
+    # Official train/test folds shipped with the release (`<fold>.base` / `<fold>.test`),
+    # for `data.split.strategy: official`.
+    folds: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -46,7 +52,13 @@ RELEASES: dict[str, Release] = {
             archive="ml-100k.zip",
             folder="ml-100k",
             layout="ml-100k",
-            members=("u.data", "u.item", "u.user", "u.genre"),
+            members=(
+                "u.data",
+                "u.item",
+                "u.user",
+                "u.genre",
+                *(f"{f}.{part}" for f in ML100K_FOLDS for part in ("base", "test")),
+            ),
             size=4_924_029,
             sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
             member_sha256={
@@ -54,10 +66,25 @@ RELEASES: dict[str, Release] = {
                 "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
                 "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
                 "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
+                "u1.base": "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
+                "u2.base": "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e",
+                "u3.base": "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d",
+                "u4.base": "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca",
+                "u5.base": "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485",
+                "ua.base": "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2",
+                "ub.base": "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
+                "u1.test": "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950",
+                "u2.test": "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3",
+                "u3.test": "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d",
+                "u4.test": "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9",
+                "u5.test": "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634",
+                "ua.test": "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42",
+                "ub.test": "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
             },
             encoding="latin-1",
             has_demographics=True,
             n_ratings=100_000,
+            folds=ML100K_FOLDS,
         ),
         Release(
             name="ml-1m",

@@ -200,6 +200,14 @@ def _write_100k(data: SyntheticSet, folder: Path) -> None:
     r = _integer_ratings(data)
     lines = [f"{u}\t{i}\t{x}\t{t}" for u, i, x, t in r.iter_rows()]
     (folder / "u.data").write_text("\n".join(lines) + "\n")
+    # Official-style folds: u1..u5 hold disjoint fifths of the ratings, ua/ub a tenth each.
+    fold_of = np.random.default_rng(0).permutation(len(lines)) % 5
+    tenth = np.random.default_rng(1).permutation(len(lines)) % 10
+    tests = {f"u{f + 1}": fold_of == f for f in range(5)} | {"ua": tenth == 0, "ub": tenth == 1}
+    for name, in_test in tests.items():
+        for part, rows in (("base", ~in_test), ("test", in_test)):
+            chosen = [line for line, keep in zip(lines, rows, strict=True) if keep]
+            (folder / f"{name}.{part}").write_text("\n".join(chosen) + "\n")
     rows = []
     for item_id, title, genres, _year in data.items.iter_rows():
         flags = "|".join("1" if g in genres else "0" for g in GENRES_100K)
