@@ -82,7 +82,7 @@ def test_changed_test_sets_are_not_paired_and_missing_values_are_named(repo: Pat
     assert all(r["verdict"].startswith("untested: the test sets differ") for r in rows)
     Path("data/per_user/mf.parquet").unlink()  # the workspace has not produced them
     rows = compare_sides(Side.load(first), Side.load("workspace"), n_boot=200)
-    assert all("not available" in r["verdict"] for r in rows)
+    assert all("no per-user values at workspace" in r["verdict"] for r in rows)
 
 
 def test_unknown_revision_is_one_line(repo: Path, capsys):

@@ -131,7 +131,11 @@ def compare_sides(a: Side, b: Side, n_boot: int = 2000, alpha: float = 0.05, see
             if ua is None:
                 ua, ub = a.per_user(model), b.per_user(model)
             if ua is None or ub is None:
-                row["verdict"] = "untested: per-user values not available (`dvc pull`?)"
+                missing = " and ".join(x.rev for x, u in ((a, ua), (b, ub)) if u is None)
+                row["verdict"] = (
+                    f"untested: no per-user values at {missing} (not produced there, or not "
+                    "in the DVC cache: `dvc pull`)"
+                )
             elif not _same_test_set(ua, ub):
                 row["verdict"] = "untested: the test sets differ (split or data changed)"
             else:
