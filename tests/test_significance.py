@@ -160,3 +160,18 @@ def test_leaderboard_marks_models_tied_with_the_best(tmp_path: Path):
     board = build_leaderboard(details, significance=sig)
     marks = {r["model"]: r.get("tied_with_best", False) for r in board["rating"]}
     assert marks == {"a": False, "b": True, "c": False}
+
+
+def test_families_left_out_of_train_models_are_not_listed(tmp_path: Path, monkeypatch):
+    """A run with a subset of train.models keeps other runs' files; they are not its results."""
+    monkeypatch.chdir(tmp_path)
+    folder, details = tmp_path / "data/per_user", tmp_path / "metrics/details"
+    folder.mkdir(parents=True)
+    details.mkdir(parents=True)
+    _write_models(folder, details)
+    Path("params.yaml").write_text("train:\n  models: [mf, svd, pop]\n")
+    out = significance(k=10, n_boot=200, alpha=0.05, seed=0, folder=folder)
+    assert set(out["rmse"]["values"]) == {"ensemble", "mf", "svd"}  # bias: left out
+    board = build_leaderboard(details)
+    names = {r["model"] for r in board["rating"]} | {r["model"] for r in board["topn"]}
+    assert "bias" not in names

@@ -80,6 +80,22 @@ class Side:
             side.metrics[Path(name).stem] = json.loads(text).get("test", {})
         return side
 
+    def train_models(self) -> list[str] | None:
+        """``train.models`` of this side's params.yaml (None where it has none)."""
+        import yaml
+
+        from movierec.config import parse_params
+        from movierec.schema import train_section
+
+        try:
+            if self.sha is None:
+                text = Path("params.yaml").read_text()
+            else:
+                text = _git("show", f"{self.sha}:params.yaml")
+        except (OSError, ConfigError):
+            return None
+        return train_section(parse_params(yaml.safe_load(text))).models
+
     def per_user(self, model: str) -> dict[str, np.ndarray] | None:
         """The model's test per-user values, or None when this side's copy is unavailable."""
         import polars as pl
@@ -118,8 +134,14 @@ def _same_test_set(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 def compare_sides(a: Side, b: Side, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0):
     """One row per (model, headline metric) present on both sides, ``b - a`` with its test."""
+    from movierec.leaderboard import stale_models
+
     rows: list[dict[str, Any]] = []
-    for model in sorted(set(a.metrics) & set(b.metrics)):
+    both = set(a.metrics) & set(b.metrics)
+    for side in (a, b):  # a family a side's run left out has another run's files there
+        if (models := side.train_models()) is not None:
+            both -= stale_models(both, models)
+    for model in sorted(both):
         metrics = sorted(m for m in a.metrics[model] if m == "rmse" or m.startswith("ndcg@"))
         ua = ub = None
         for metric in sorted(metrics, key=lambda m: m != "rmse"):

@@ -23,6 +23,7 @@ from scipy import stats
 from movierec.compare import Side
 from movierec.errors import ConfigError
 from movierec.io import write_json, write_text
+from movierec.leaderboard import stale_models
 
 OUT = Path("metrics/compare")
 
@@ -73,6 +74,10 @@ def aggregate(revs: list[str]) -> dict[str, Any]:
     """Every model's headline test metrics over ``revs``; a model missing from a run is
     aggregated over the runs that have it (and says how many)."""
     sides = [Side.load(rev) for rev in revs]
+    for side in sides:  # families a run left out keep another run's files: not its results
+        if (models := side.train_models()) is not None:
+            for name in stale_models(set(side.metrics), models):
+                del side.metrics[name]
     found = {k for s in sides for test in s.metrics.values() for k in test}
     metrics = [m for m in ("rmse", "mae") if m in found] + sorted(found - {"rmse", "mae"})
     models: dict[str, dict[str, Any]] = {}

@@ -13,8 +13,8 @@ pair of models and each metric:
   so that testing many pairs does not manufacture significance.
 
 A difference is significant when the adjusted p-value is below ``alpha`` *and*
-the bootstrap interval excludes zero. Imports no torch: it reads
-``data/per_user/*.parquet`` and ``metrics/details``.
+the bootstrap interval excludes zero. It reads ``data/per_user/*.parquet`` and
+``metrics/details``, leaving out families this run's ``train.models`` does not train.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from movierec.leaderboard import current_train_models, stale_models
 from movierec.results import PER_USER, read_details, read_per_user
 
 
@@ -188,8 +189,12 @@ def significance(
         d["model"] for d in read_details() if d.get("val_in_sample") or d.get("val_cross_fitted")
     }
     out: dict[str, Any] = {"split": "test", "bootstrap": n_boot, "alpha": alpha}
+    train_models = current_train_models()
     for metric in ("rmse", f"ndcg@{k}"):
         samples = load_samples(metric, folder)
+        if train_models is not None:  # a family left out of this run has another run's values
+            for name in stale_models(set(samples), train_models):
+                del samples[name]
         if len(samples) >= 2:
             out[metric] = metric_table(metric, samples, blends, n_boot, alpha, seed)
     return out
