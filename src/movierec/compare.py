@@ -24,7 +24,7 @@ import numpy as np
 
 from movierec.errors import ConfigError
 from movierec.results import EVAL_METRICS, PER_USER
-from movierec.significance import Sample, compare_pair, holm
+from movierec.significance import compare_pair, holm, sample_of
 
 WORKSPACE = "workspace"
 
@@ -116,18 +116,6 @@ class Side:
         return {c: frame[c].to_numpy() for c in frame.columns if c != "split"}
 
 
-def _sample(values: dict[str, np.ndarray], metric: str) -> Sample:
-    n = values["user"].size
-    s = Sample(
-        values["user"],
-        values["ratings"].astype(np.float64),
-        values["sse"].astype(np.float64),
-        values.get(metric, np.full(n, np.nan)).astype(np.float64),
-    )
-    keep = np.isfinite(s.sse) if metric == "rmse" else np.isfinite(s.ndcg)
-    return Sample(s.user[keep], s.ratings[keep], s.sse[keep], s.ndcg[keep])
-
-
 def _same_test_set(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     return np.array_equal(a["user"], b["user"]) and np.array_equal(a["ratings"], b["ratings"])
 
@@ -161,7 +149,9 @@ def compare_sides(a: Side, b: Side, n_boot: int = 2000, alpha: float = 0.05, see
             elif not _same_test_set(ua, ub):
                 row["verdict"] = "untested: the test sets differ (split or data changed)"
             else:
-                row |= compare_pair(metric, _sample(ub, metric), _sample(ua, metric), n_boot, seed)
+                row |= compare_pair(
+                    metric, sample_of(ub, metric), sample_of(ua, metric), n_boot, seed
+                )
             rows.append(row)
     tested = [r for r in rows if "p_value" in r]
     for r, adjusted in zip(tested, holm(np.array([r["p_value"] for r in tested])), strict=True):

@@ -113,24 +113,26 @@ def compare_pair(
     }
 
 
+def sample_of(values: dict[str, np.ndarray], metric: str) -> Sample:
+    """The users of one model's per-user ``values`` on whom ``metric`` is defined."""
+    n = values["user"].size
+    sse = values["sse"].astype(np.float64)
+    ndcg = values.get(metric, np.full(n, np.nan)).astype(np.float64)
+    keep = np.isfinite(sse) if metric == "rmse" else np.isfinite(ndcg)
+    return Sample(
+        values["user"][keep], values["ratings"][keep].astype(np.float64), sse[keep], ndcg[keep]
+    )
+
+
 def load_samples(metric: str, folder: Path = PER_USER, split: str = "test") -> dict[str, Sample]:
     """Every model's per-user values that define ``metric`` (rankers have no RMSE)."""
     samples = {}
     for path in sorted(folder.glob("*.parquet")):
         if path.name.startswith("."):
             continue
-        values = read_per_user(path, split)
-        if metric not in values and metric != "rmse":
-            continue
-        s = Sample(
-            values["user"],
-            values["ratings"].astype(np.float64),
-            values["sse"].astype(np.float64),
-            values.get(metric, np.full(values["user"].size, np.nan)).astype(np.float64),
-        )
-        keep = np.isfinite(s.sse) if metric == "rmse" else np.isfinite(s.ndcg)
-        if keep.any():
-            samples[path.stem] = Sample(s.user[keep], s.ratings[keep], s.sse[keep], s.ndcg[keep])
+        sample = sample_of(read_per_user(path, split), metric)
+        if sample.user.size:
+            samples[path.stem] = sample
     return samples
 
 
