@@ -38,6 +38,7 @@ name = sys.argv[1]
 params = load_params()
 fit = train_model(name, params)
 result = evaluate_model(name, params)
+result.pop("per_user", None)  # the significance stage's input, not a bench record
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
 """
@@ -48,6 +49,7 @@ import importlib, json, resource, sys
 from movierec.config import load_params
 module, func = sys.argv[1:3]
 result = getattr(importlib.import_module(module), func)(load_params())
+result.pop("per_user", None)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
 """
