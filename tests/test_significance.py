@@ -88,9 +88,14 @@ def test_pairs_use_only_the_users_both_models_have():
     assert out["users"] == 5 and out["difference"] == 0.0 and out["p_value"] == 1.0
 
 
-def _write_models(folder: Path, details: Path) -> None:
+@pytest.fixture
+def four_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """Four models on 400 users: a blend clearly above the best single model, one single
     model indistinguishable from the best, one clearly worse, and a ranker (no RMSE)."""
+    monkeypatch.chdir(tmp_path)
+    folder, details = tmp_path / "data/per_user", tmp_path / "metrics/details"
+    folder.mkdir(parents=True)
+    details.mkdir(parents=True)
     rng = np.random.default_rng(3)
     users, n = np.arange(400), rng.integers(1, 8, 400)
     base_err, base_ndcg = rng.random(400) * n, rng.random(400)
@@ -106,14 +111,11 @@ def _write_models(folder: Path, details: Path) -> None:
         write_per_user(folder / f"{name}.parquet", {"test": columns, "val": columns})
         flags = {"val_in_sample": True} if name == "ensemble" else {}
         (details / f"{name}.json").write_text(json.dumps(flags | {"test": {}}))
+    return folder, details
 
 
-def test_stage_tables_mark_ties_and_the_blend(tmp_path: Path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    folder, details = tmp_path / "data/per_user", tmp_path / "metrics/details"
-    folder.mkdir(parents=True)
-    details.mkdir(parents=True)
-    _write_models(folder, details)
+def test_stage_tables_mark_ties_and_the_blend(four_models):
+    folder, _ = four_models
     out = significance(k=10, n_boot=500, alpha=0.05, seed=0, folder=folder)
     rmse, ndcg = out["rmse"], out["ndcg@10"]
     assert list(rmse["values"]) == ["ensemble", "mf", "svd", "bias"]  # pop has no RMSE
@@ -162,13 +164,9 @@ def test_leaderboard_marks_models_tied_with_the_best(tmp_path: Path):
     assert marks == {"a": False, "b": True, "c": False}
 
 
-def test_families_left_out_of_train_models_are_not_listed(tmp_path: Path, monkeypatch):
+def test_families_left_out_of_train_models_are_not_listed(four_models):
     """A run with a subset of train.models keeps other runs' files; they are not its results."""
-    monkeypatch.chdir(tmp_path)
-    folder, details = tmp_path / "data/per_user", tmp_path / "metrics/details"
-    folder.mkdir(parents=True)
-    details.mkdir(parents=True)
-    _write_models(folder, details)
+    folder, details = four_models
     Path("params.yaml").write_text("train:\n  models: [mf, svd, pop]\n")
     out = significance(k=10, n_boot=200, alpha=0.05, seed=0, folder=folder)
     assert set(out["rmse"]["values"]) == {"ensemble", "mf", "svd"}  # bias: left out
