@@ -27,6 +27,7 @@ from movierec.significance import (
     significance,
     wilcoxon_p,
 )
+from movierec.steps import _report_context
 
 
 def test_holm_matches_hand_computed_values():
@@ -110,7 +111,10 @@ def four_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, 
         columns = {"user": users, "ratings": n, "sse": sse, "ndcg@10": ndcg}
         write_per_user(folder / f"{name}.parquet", {"test": columns, "val": columns})
         flags = {"val_in_sample": True} if name == "ensemble" else {}
-        (details / f"{name}.json").write_text(json.dumps(flags | {"test": {}}))
+        test = {"ndcg@10": float(ndcg.mean())}
+        if np.isfinite(sse).all():
+            test["rmse"] = float(np.sqrt(sse.sum() / n.sum()))
+        (details / f"{name}.json").write_text(json.dumps(flags | {"test": test}))
     return folder, details
 
 
@@ -168,8 +172,10 @@ def test_families_left_out_of_train_models_are_not_listed(four_models):
     """A run with a subset of train.models keeps other runs' files; they are not its results."""
     folder, details = four_models
     Path("params.yaml").write_text("train:\n  models: [mf, svd, pop]\n")
-    out = significance(k=10, n_boot=200, alpha=0.05, seed=0, folder=folder)
-    assert set(out["rmse"]["values"]) == {"ensemble", "mf", "svd"}  # bias: left out
-    board = build_leaderboard(details)
+    k, where, stale = _report_context(load_params())
+    assert stale == {"bias"} and k == 10 and "per-user 80/10/10" in where
+    out = significance(k=10, n_boot=200, alpha=0.05, seed=0, folder=folder, exclude=stale)
+    assert set(out["rmse"]["values"]) == {"ensemble", "mf", "svd"}
+    board = build_leaderboard(details, exclude=stale)
     names = {r["model"] for r in board["rating"]} | {r["model"] for r in board["topn"]}
-    assert "bias" not in names
+    assert names == {"ensemble", "mf", "svd", "pop"}

@@ -122,13 +122,13 @@ def _same_test_set(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 def compare_sides(a: Side, b: Side, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0):
     """One row per (model, headline metric) present on both sides, ``b - a`` with its test."""
-    from movierec.leaderboard import stale_models
+    from movierec.models.registry import left_out
 
     rows: list[dict[str, Any]] = []
     both = set(a.metrics) & set(b.metrics)
     for side in (a, b):  # a family a side's run left out has another run's files there
         if (models := side.train_models()) is not None:
-            both -= stale_models(both, models)
+            both -= left_out(both, models)
     for model in sorted(both):
         metrics = sorted(m for m in a.metrics[model] if m == "rmse" or m.startswith("ndcg@"))
         ua = ub = None

@@ -2,7 +2,7 @@
 
 Validation selects, test reports: each table is sorted by its test metric for
 reading, but the model marked as selected (and served by ``movierec recommend``
-/ ``predict``) is the best on **validation**.
+/ ``predict``) is the best on **validation**. No torch, no models imported.
 """
 
 from __future__ import annotations
@@ -27,25 +27,6 @@ def _selectable(row: dict[str, Any]) -> bool:
 SIGNIFICANCE = Path("metrics/significance.json")
 
 
-def stale_models(names: set[str] | list[str], train_models: list[str]) -> set[str]:
-    """Families whose results are left over from an earlier run: trained by the ``train``
-    stage but not in this run's ``train.models`` (DVC keeps their files when a run drops
-    them). Blends and embeddings come from stages every run has, so they are never stale."""
-    from movierec.models.registry import trainable
-
-    return set(names) & (set(trainable()) - set(train_models))
-
-
-def current_train_models() -> list[str] | None:
-    """``train.models`` of the params.yaml in the working directory (None without one)."""
-    from movierec.config import load_params
-    from movierec.schema import train_section
-
-    if not Path("params.yaml").is_file():
-        return None
-    return train_section(load_params()).models
-
-
 def _ties(path: Path, metric: str) -> set[str]:
     """Models not significantly worse than the best on test (from ``significance.json``)."""
     if not path.is_file():
@@ -55,18 +36,18 @@ def _ties(path: Path, metric: str) -> set[str]:
 
 
 def build_leaderboard(
-    details: Path = DETAILS, k: int = 10, significance: Path = SIGNIFICANCE
+    details: Path = DETAILS,
+    k: int = 10,
+    significance: Path = SIGNIFICANCE,
+    exclude: set[str] = frozenset(),
 ) -> dict[str, Any]:
     """``{"rating": rows, "topn": rows, "selected": {...}}`` from every model's details
-    (and, where ``significance.json`` exists, which models tie with the best on test);
-    results of families this run's ``train.models`` leaves out are not listed."""
+    but ``exclude`` (and, where ``significance.json`` exists, which models tie with the
+    best on test)."""
     rating, topn = [], []
-    rows = read_details(details)
-    train_models = current_train_models()
-    if train_models is not None:
-        drop = stale_models({r["model"] for r in rows}, train_models)
-        rows = [r for r in rows if r["model"] not in drop]
-    for result in rows:
+    for result in read_details(details):
+        if result["model"] in exclude:
+            continue
         val, test = result.get("val", {}), result.get("test", {})
         row: dict[str, Any] = {"model": result["model"]}
         if "subset" in result:

@@ -23,7 +23,6 @@ from scipy import stats
 from movierec.compare import Side
 from movierec.errors import ConfigError
 from movierec.io import write_json, write_text
-from movierec.leaderboard import stale_models
 
 OUT = Path("metrics/compare")
 
@@ -73,10 +72,12 @@ def summarise(values: list[float]) -> dict[str, float]:
 def aggregate(revs: list[str]) -> dict[str, Any]:
     """Every model's headline test metrics over ``revs``; a model missing from a run is
     aggregated over the runs that have it (and says how many)."""
+    from movierec.models.registry import left_out
+
     sides = [Side.load(rev) for rev in revs]
     for side in sides:  # families a run left out keep another run's files: not its results
         if (models := side.train_models()) is not None:
-            for name in stale_models(set(side.metrics), models):
+            for name in left_out(set(side.metrics), models):
                 del side.metrics[name]
     found = {k for s in sides for test in s.metrics.values() for k in test}
     metrics = [m for m in ("rmse", "mae") if m in found] + sorted(found - {"rmse", "mae"})

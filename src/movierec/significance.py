@@ -14,7 +14,7 @@ pair of models and each metric:
 
 A difference is significant when the adjusted p-value is below ``alpha`` *and*
 the bootstrap interval excludes zero. It reads ``data/per_user/*.parquet`` and
-``metrics/details``, leaving out families this run's ``train.models`` does not train.
+``metrics/details``; the caller names what to leave out (another run's leftovers).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from movierec.leaderboard import current_train_models, stale_models
 from movierec.results import PER_USER, read_details, read_per_user
 
 
@@ -184,19 +183,21 @@ def _pair(pairs: list[dict[str, Any]], x: str | None, y: str) -> dict[str, Any]:
 
 
 def significance(
-    k: int, n_boot: int, alpha: float, seed: int, folder: Path = PER_USER
+    k: int,
+    n_boot: int,
+    alpha: float,
+    seed: int,
+    folder: Path = PER_USER,
+    exclude: set[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Both metrics' tables (RMSE among rating models, NDCG@k among every model)."""
+    """Both metrics' tables (RMSE among rating models, NDCG@k among every model), over
+    every model with per-user values but ``exclude``."""
     blends = {
         d["model"] for d in read_details() if d.get("val_in_sample") or d.get("val_cross_fitted")
     }
     out: dict[str, Any] = {"split": "test", "bootstrap": n_boot, "alpha": alpha}
-    train_models = current_train_models()
     for metric in ("rmse", f"ndcg@{k}"):
-        samples = load_samples(metric, folder)
-        if train_models is not None:  # a family left out of this run has another run's values
-            for name in stale_models(set(samples), train_models):
-                del samples[name]
+        samples = {m: s for m, s in load_samples(metric, folder).items() if m not in exclude}
         if len(samples) >= 2:
             out[metric] = metric_table(metric, samples, blends, n_boot, alpha, seed)
     return out

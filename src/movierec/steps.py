@@ -127,6 +127,20 @@ def ensemble_topn() -> None:
     )
 
 
+def _report_context(params: Params) -> tuple[int, str, set[str]]:
+    """What the reporting stages share: the headline cut-off, the data set and split in
+    words, and the models whose files another run left behind (families this run's
+    ``train.models`` drops)."""
+    from movierec.models.registry import left_out
+    from movierec.results import read_details
+    from movierec.schema import eval_section, train_section
+
+    k = eval_section(params).k[0]
+    where = f"{params.data.dataset}, {params.data.split.describe()}"
+    names = {d["model"] for d in read_details()}
+    return k, where, left_out(names, train_section(params).models)
+
+
 def significance() -> None:
     from movierec.io import write_json, write_text
     from movierec.schema import significance_section
@@ -135,9 +149,9 @@ def significance() -> None:
 
     params = load_params()
     p = significance_section(params)
-    k = params.extra.get("evaluate", {}).get("k", [10])[0]
-    result = paired_tests(k, p.bootstrap, p.alpha, params.seed)
-    title = f"{params.data.dataset}, {params.data.split.describe()}; test split"
+    k, where, stale = _report_context(params)
+    result = paired_tests(k, p.bootstrap, p.alpha, params.seed, exclude=stale)
+    title = f"{where}; test split"
     write_json("metrics/significance.json", result | {"title": title})
     write_text("metrics/significance.md", render(result, title))
     print(Path("metrics/significance.md").read_text(), end="")
@@ -147,11 +161,8 @@ def report() -> None:
     from movierec.leaderboard import build_leaderboard, write_curves, write_leaderboard
 
     params = load_params()
-    k = params.extra.get("evaluate", {}).get("k", [10])[0]
-    dataset = params.data.dataset
-    write_leaderboard(
-        build_leaderboard(k=k), f"{dataset}, {params.data.split.describe()}; test split shown"
-    )
+    k, where, stale = _report_context(params)
+    write_leaderboard(build_leaderboard(k=k, exclude=stale), f"{where}; test split shown")
     write_curves()
     print(Path("metrics/leaderboard.md").read_text(), end="")
 

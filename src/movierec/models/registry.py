@@ -82,6 +82,13 @@ def trainable() -> list[str]:
     return [n for n, (cls, _) in MODELS.items() if cls.trained_by == "train"]
 
 
+def left_out(names: set[str] | list[str], train_models: list[str]) -> set[str]:
+    """Those of ``names`` whose results are left over from an earlier run: families the
+    ``train`` stage fits that this run's ``train.models`` does not list (DVC keeps their
+    files when a run drops them). Blends and embeddings come from stages every run has."""
+    return set(names) & (set(trainable()) - set(train_models))
+
+
 def providing(capability: str, names: list[str]) -> list[str]:
     """Those of ``names`` whose family provides ``capability`` (e.g. ``movie_vectors``)."""
     return [n for n in names if n in MODELS and capability in MODELS[n][0].provides]
