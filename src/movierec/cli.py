@@ -113,10 +113,21 @@ def cmd_tune(args: argparse.Namespace) -> None:
     _at_least_one("--trials", args.trials)
     params = _params()
     out = Path(args.out or f"tuned/{args.model}.yaml")
-    summary = tune(params, load_processed(), args.model, args.trials, out, args.timeout)
+    summary = tune(
+        params,
+        load_processed(),
+        args.model,
+        args.trials,
+        out,
+        args.timeout,
+        storage=args.storage,
+        study_name=args.study,
+        resume=args.resume,
+    )
     print(
-        f"{args.model}: best {summary['objective']} {summary['best_value']:.4f} after {summary['trials']} "
-        f"trials -> {out}\napply with: {summary['command']}"
+        f"{args.model}: best {summary['objective']} {summary['best_value']:.4f} after "
+        f"{summary['trials']} trials of study {summary['study']!r} ({summary['storage']}) "
+        f"-> {out}\napply with: {summary['command']}"
     )
 
 
@@ -220,9 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
         "tune", help="Optuna search of one model's hyper-parameters (val RMSE or val NDCG)"
     )
     p.add_argument("--model", required=True, help="model name with a space under tune.spaces")
-    p.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
+    p.add_argument("--trials", type=int, default=20, help="trials this worker runs (default 20)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     p.add_argument("--out", help="YAML to write (default tuned/<model>.yaml)")
+    p.add_argument(
+        "--storage",
+        help="where the study lives: a journal file (default data/tune/studies.journal) or a "
+        "database URL (sqlite:///..., postgresql://..., mysql://...) shared by several machines",
+    )
+    p.add_argument("--study", help="study name (default <model>-<dataset>)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the stored study, or join it as a worker"
+    )
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("bench", help="time and score every model on one data set")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from movierec import distributed
 from movierec.config import ConfigError, Params
 from movierec.dataset import Processed, load_processed
 from movierec.errors import DataError, MovierecError
@@ -56,18 +58,45 @@ def _check_inputs(model: Recommender, data: Processed) -> None:
 def train_model(
     name: str, params: Params, processed: Path = Path("data/processed")
 ) -> dict[str, Any]:
-    """Fit one model; write its state to ``data/models/<name>`` and curves to ``metrics/train/<name>``."""
-    from dvclive import Live
+    """Fit one model; write its state to ``data/models/<name>`` and curves to ``metrics/train/<name>``.
 
+    Under ``torchrun`` every rank trains (data parallel) and rank 0 alone writes; the
+    returned summary is empty on the other ranks."""
     check_known(name)
     section = train_section(params)
     check_model_sections(params)
     model = create(name, params)  # validates models.<name> before any work
-    eval_section(params)
-    if section.threads:
-        torch.set_num_threads(section.threads)
-    data = load_processed(processed)
-    _check_inputs(model, data)
+    protocol = eval_section(params)
+    device = distributed.device_for(section.device)
+    world = distributed.setup(device)
+    try:
+        if section.threads:  # the node's threads are shared by its ranks
+            torch.set_num_threads(max(1, section.threads // world.local_size))
+        data = load_processed(processed)
+        _check_inputs(model, data)
+        ctx = FitContext(
+            seed=params.seed,
+            device=device,
+            amp=section.amp,
+            rank_k=protocol.k[0],
+            threshold=protocol.threshold,
+            threads=section.threads,
+        )
+        if world.is_main:
+            return _fit_and_write(name, model, data, ctx)
+        if model.data_parallel:  # the others are fitted by rank 0 alone
+            model.fit(data.for_training(), replace(ctx, progress=False))
+        return {}
+    finally:
+        distributed.teardown()
+
+
+def _fit_and_write(
+    name: str, model: Recommender, data: Processed, ctx: FitContext
+) -> dict[str, Any]:
+    """Fit with the learning curves logged by dvclive; write model and curves atomically."""
+    from dvclive import Live
+
     with atomic_dir(TRAIN_METRICS / name) as live_dir:
         with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
 
@@ -81,17 +110,7 @@ def train_model(
                         live.log_metric(key, value)
                 live.next_step()
 
-            protocol = eval_section(params)
-            ctx = FitContext(
-                seed=params.seed,
-                device=section.device,
-                amp=section.amp,
-                log_epoch=log_epoch,
-                rank_k=protocol.k[0],
-                threshold=protocol.threshold,
-                threads=section.threads,
-            )
-            report = model.fit(data.for_training(), ctx)
+            report = model.fit(data.for_training(), replace(ctx, log_epoch=log_epoch))
             summary = {
                 "train_seconds": report.train_seconds,
                 "epochs": report.epochs,

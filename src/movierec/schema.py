@@ -28,6 +28,8 @@ class TrainSection:
     device: str = "auto"
     amp: bool = True
     threads: int = 2  # fixed: metrics reproduce across machines (0 = library defaults)
+    launcher: str = "python"  # python: one process; torchrun: data parallel on this node
+    nproc_per_node: int = 2  # processes torchrun starts (one per GPU; CPU: a share of threads)
 
     def validate(self, key: str) -> None:
         from movierec.models.registry import MODELS
@@ -50,6 +52,12 @@ class TrainSection:
             )
         if self.threads < 0:
             raise ConfigError(f"params.yaml: `{key}.threads` must be >= 0 (0 = library defaults)")
+        if self.launcher not in ("python", "torchrun"):
+            raise ConfigError(
+                f"params.yaml: `{key}.launcher` must be python or torchrun (got {self.launcher!r})"
+            )
+        if self.nproc_per_node < 1:
+            raise ConfigError(f"params.yaml: `{key}.nproc_per_node` must be at least 1")
 
 
 def train_section(params: Params) -> TrainSection:

@@ -33,16 +33,16 @@ def _on_sigterm(signum, frame) -> None:
 
 def describe_os_error(err: OSError) -> str:
     """One line naming the path and what to do."""
-    where = err.filename or "a file"
-    if err.errno == errno.ENOSPC:
-        return f"{where}: the disk is full; free some space and run the command again"
-    if err.errno == errno.EROFS:
-        return f"{where}: the folder is on a read-only file system; run from a writable copy"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return f"{where}: permission denied; make it writable for this user (chmod / chown)"
-    if err.errno == errno.ENOENT:
-        return f"{where}: no such file or folder"
-    return f"{where}: {err.strerror or err}"
+    advice = {
+        errno.ENOSPC: "the disk is full; free some space and run the command again",
+        errno.EROFS: "the folder is on a read-only file system; run from a writable copy",
+        errno.EACCES: "permission denied; make it writable for this user (chmod / chown)",
+        errno.EPERM: "permission denied; make it writable for this user (chmod / chown)",
+        errno.ENOENT: "no such file or folder",
+    }.get(err.errno)
+    if err.filename:
+        return f"{err.filename}: {advice or err.strerror or err}"
+    return f"{advice} ({err})" if advice else str(err)  # e.g. polars names the path itself
 
 
 def _say(text: str) -> None:

@@ -64,13 +64,21 @@ def preprocess() -> None:
 
 def train(model: str) -> None:
     _pin_threads()
+    from movierec import distributed
     from movierec.pipeline import train_model
+    from movierec.schema import train_section
 
-    summary = train_model(model, load_params())
-    print(
-        f"{model}: {summary['epochs']} epoch(s), best {summary['best_epoch']}, "
-        f"{summary['train_seconds']:.1f}s on {summary['device']}"
-    )
+    params = load_params()
+    section = train_section(params)
+    if section.launcher == "torchrun" and not distributed.under_torchrun():
+        distributed.relaunch(["train", model], section.nproc_per_node, section.threads)
+        return
+    summary = train_model(model, params)
+    if summary:  # rank 0 (or the only process) reports
+        print(
+            f"{model}: {summary['epochs']} epoch(s), best {summary['best_epoch']}, "
+            f"{summary['train_seconds']:.1f}s on {summary['device']}"
+        )
 
 
 def _headline(name: str, result: dict) -> str:

@@ -4,6 +4,11 @@ Mini-batches are slices of tensors already on the device (a shuffled index per
 epoch; no DataLoader, no per-sample Python). The optimizer, learning-rate
 schedule, weight decay, early stopping on validation RMSE (restoring the best
 weights) and mixed precision on CUDA are all driven by :class:`TrainConfig`.
+
+Under ``torchrun`` the same loop is data parallel: every rank draws the same shuffled
+batches and trains on its slice of each, ``DistributedDataParallel`` averages the
+gradients, rank 0 validates and broadcasts the result, so every rank stops at the same
+epoch with the same weights.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from movierec import distributed
 from movierec.config import ConfigError
 
 Batch = dict[str, torch.Tensor]
@@ -166,11 +173,53 @@ def make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return cls(params, lr=cfg.lr, **kwargs)
 
 
-def _batches(n: int, size: int, generator: torch.Generator | None, device: torch.device):
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+def _batches(
+    n: int,
+    size: int,
+    generator: torch.Generator | None,
+    device: torch.device,
+    world: distributed.World | None = None,
+):
+    """Index batches of one epoch; with several ranks, this rank's slice of each batch
+    (the same permutation everywhere: the generator is seeded alike on every rank)."""
+    if generator is not None:
+        order = torch.randperm(n, generator=generator, device="cpu")
+    else:
+        order = torch.arange(n, device="cpu")
     order = order.to(device)
+    world = world or distributed.World()
     for start in range(0, n, size):
-        yield order[start : start + size]
+        batch = order[start : start + size]
+        if world.size == 1:
+            yield batch
+        elif batch.shape[0] >= world.size:  # a tail too short to share is skipped by all
+            yield batch.tensor_split(world.size)[world.rank]
+
+
+class _LossOf(nn.Module):
+    """``forward`` = the model's loss, so DistributedDataParallel sees (and syncs) it."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.module.loss(batch)
+
+
+def _data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
+    """The model wrapped for gradient all-reduce across the torchrun ranks."""
+    if any(isinstance(m, nn.Embedding) and m.sparse for m in module.modules()):
+        raise ConfigError(
+            "data-parallel training needs dense gradients: set this model's `sparse: false` "
+            "in params.yaml (or train it with train.launcher: python)"
+        )
+    return DistributedDataParallel(
+        _LossOf(module),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        forward_sync_buffers=False,  # buffers are built from the same data on every rank
+        find_unused_parameters=False,
+    )
 
 
 @torch.no_grad()
@@ -182,7 +231,7 @@ def predict_tensors(module: nn.Module, data: Batch, batch_size: int = 65536) -> 
         module.predict({k: v[s : s + batch_size] for k, v in data.items()}).float()
         for s in range(0, n, batch_size)
     ]
-    return torch.cat(out) if out else torch.empty(0)
+    return torch.cat(out) if out else torch.empty(0, device="cpu")
 
 
 class Trainer:
@@ -222,6 +271,12 @@ class Trainer:
                 optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps
             )
         generator = torch.Generator().manual_seed(self.seed)
+        world = distributed.current()
+        step = module.loss
+        if world.size > 1:
+            step = _data_parallel(module, self.device)
+            if world.rank:  # own dropout / negative-sampling streams, derived from the seed
+                torch.manual_seed(self.seed + world.rank)
         best, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
         history: list[EpochLog] = []
         bad_epochs = 0
@@ -234,20 +289,24 @@ class Trainer:
         for epoch in bar:
             t0 = time.perf_counter()
             module.train()
-            total = torch.zeros((), device=self.device)
-            for idx in _batches(n, cfg.batch_size, generator, self.device):
+            total, rows = torch.zeros((), device=self.device), 0
+            for idx in _batches(n, cfg.batch_size, generator, self.device, world):
                 batch = {k: v[idx] for k, v in train.items()}
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    loss = module.loss(batch)
+                    loss = step(batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
                 total += loss.detach().float() * idx.shape[0]
-            metrics = val.compute(module)
+                rows += idx.shape[0]
+            if world.size > 1:  # the epoch's loss over every rank's rows
+                distributed.all_sum(total, world)
+                rows = int(distributed.all_sum(torch.tensor(rows, device=self.device), world))
+            metrics = distributed.broadcast(val.compute(module) if world.is_main else None, world)
             value = metrics[val.key]
-            train_loss = float(total) / n
+            train_loss = float(total) / rows
             seconds = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise ConfigError(

@@ -8,6 +8,12 @@ Search spaces live in params.yaml under ``tune.spaces.<model>``; each entry is
 or ``[choice, a, b, ...]``. The best trial is written as a YAML file holding
 ``models.<model>``, the same block as a ``profiles.yaml`` entry for the data set, and
 the ``dvc exp run -S`` command that applies it.
+
+Studies live in a storage, so several processes or machines can search one space:
+a journal file under ``data/tune/`` by default, or a database URL (``sqlite:///``,
+``postgresql://``, ``mysql://``). Each worker runs ``--trials`` more trials of the named
+study; the sampler's random draws are seeded by (seed, trial number), so one worker
+reproduces its search and workers sharing a study never draw the same points.
 """
 
 from __future__ import annotations
@@ -62,6 +68,98 @@ def objective_of(model: str, params: Params):
     return f"val NDCG@{k}", "maximize", ndcg
 
 
+DEFAULT_STORAGE = Path("data/tune/studies.journal")
+
+
+def open_storage(url: str | None):
+    """``(storage, where)``: a journal file (a path, default ``data/tune/studies.journal``;
+    safe for several processes on one machine or a shared file system) or a database URL
+    (several machines)."""
+    optuna = _import_optuna()
+    if url is None or "://" not in url:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url) if url else DEFAULT_STORAGE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path))), str(path)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(url), url
+    except Exception as err:  # driver missing, server unreachable, bad URL
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"--storage {url}: cannot open the study database ({reason}); check the URL, "
+            "that its driver is installed (psycopg2 / pymysql) and that the server is reachable"
+        ) from None
+
+
+def _sampler(seed: int):
+    """TPE (``constant_liar``: running trials count as bad, so parallel workers spread out)
+    with its random draws seeded by (seed, trial number)."""
+    import warnings
+
+    optuna = _import_optuna()
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    tpe = optuna.samplers.TPESampler
+
+    class TrialSeededTPE(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._inner = tpe(seed=seed, constant_liar=True)
+
+        def before_trial(self, study, trial) -> None:
+            self._inner = tpe(seed=seed + trial.number, constant_liar=True)
+            self._inner.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self._inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values) -> None:
+            self._inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self._inner.reseed_rng()
+
+    return TrialSeededTPE()
+
+
+def open_study(
+    storage_url: str | None, name: str, model: str, direction: str, seed: int, resume: bool
+):
+    """The named study: a new one, or (``resume``) the stored one of the same model."""
+    optuna = _import_optuna()
+    storage, where = open_storage(storage_url)
+    existing = {s.study_name: s for s in optuna.study.get_all_study_summaries(storage)}
+    if name in existing and not resume:
+        raise ConfigError(
+            f"study {name!r} in {where} already has {existing[name].n_trials} trial(s); pass "
+            "--resume to continue it (or to join it from another worker), or --study NEW"
+        )
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction=direction,
+        sampler=_sampler(seed),
+        load_if_exists=True,
+    )
+    stored = study.user_attrs.get("model")
+    if stored is None:
+        study.set_user_attr("model", model)
+    elif stored != model:
+        raise ConfigError(
+            f"study {name!r} in {where} searches {stored}, not {model}; pick another --study"
+        )
+    if study.direction.name.lower() != direction:
+        raise ConfigError(f"study {name!r} in {where} was created to {study.direction.name}")
+    return study, where
+
+
 def tune(
     params: Params,
     data: Processed,
@@ -70,8 +168,13 @@ def tune(
     out: Path,
     timeout: float | None = None,
     device: str = "auto",
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run the study; write ``out`` (YAML) and return the best trial's summary."""
+    """Run ``trials`` more trials of the study; write ``out`` (YAML, the best trial of the
+    whole study, every worker's included) and return its summary."""
     optuna = _import_optuna()
 
     if model not in MODELS:
@@ -84,8 +187,8 @@ def tune(
     label, direction, score = objective_of(model, params)
     worst = float("inf") if direction == "minimize" else float("-inf")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=params.seed)
-    study = optuna.create_study(direction=direction, sampler=sampler)
+    name = study_name or f"{model}-{data.meta['dataset']}"
+    study, where = open_study(storage, name, model, direction, params.seed, resume)
     training = data.for_training()
     rank_k, threshold = _protocol(params)
 
@@ -112,6 +215,7 @@ def tune(
     profile = profile or data.meta["dataset"]
     header = (
         f"# movierec tune --model {model} --trials {trials} ({data.meta['dataset']}, seed {params.seed})\n"
+        f"# study {name!r} in {where}\n"
         f"# best {label} {best.value:.4f} (trial {best.number} of {len(study.trials)}, "
         f"{time.perf_counter() - t0:.0f}s). Apply with:\n#   dvc exp run {flags}\n"
         f"# or keep it for this data set: merge the `{profile}:` block below into profiles.yaml\n"
@@ -127,6 +231,8 @@ def tune(
         "best_val_rmse": float(best.value) if direction == "minimize" else None,
         "best_params": best.params,
         "trials": len(study.trials),
+        "study": name,
+        "storage": where,
         "command": f"dvc exp run {flags}",
     }
 

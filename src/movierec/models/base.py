@@ -72,6 +72,9 @@ class Recommender:
     scores_are_ratings: ClassVar[bool] = True
     # False for pure rankers (word2vec): no rating metrics, the leaderboard shows them as absent.
     predicts_ratings: ClassVar[bool] = True
+    # True when fit runs the shared Trainer, which trains data parallel under torchrun; the
+    # others are fitted by rank 0 alone there.
+    data_parallel: ClassVar[bool] = False
 
     def __init__(self, params: Any) -> None:
         self.params = params

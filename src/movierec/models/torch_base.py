@@ -31,6 +31,7 @@ class TorchRecommender(Recommender):
     (``inputs``), and may override ``score_users`` with a faster full-row scorer.
     """
 
+    data_parallel = True
     module_: nn.Module
     device_: torch.device
     eval_batch: ClassVar[int] = 65536
@@ -133,7 +134,7 @@ class TorchRecommender(Recommender):
             if scorer is not None:
                 rows = scorer(batch, n_items).float().cpu()
             else:
-                rows = torch.empty((len(u), n_items))
+                rows = torch.empty((len(u), n_items), device="cpu")  # filled from .cpu()
                 items = torch.arange(n_items, device=self.device_)
                 per_pass = max(1, self.pair_budget // n_items)
                 for lo in range(0, len(u), per_pass):
