@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,22 @@ from movierec.io import write_json, write_text
 
 CUSTOM_SETS = {"ml-1m-custom": "ml-1m-no-timestamps"}
 CUSTOM_PROFILES = {"ml-1m-custom": "ml-1m"}  # profiles.yaml entry for each custom set
+
+CHILD_PREPARE = r"""
+import json, resource, time
+from pathlib import Path
+from movierec.config import load_params
+from movierec.data.download import acquire
+from movierec.data.preprocess import preprocess
+params = load_params()
+t0 = time.perf_counter()
+acquire(params.data, params.seed, Path("data/raw"), Path("data/cache"))
+prepared = preprocess(Path("data/raw") / params.data.dataset, Path("data/processed"), params.data, params.seed)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak,
+                  "ratings": prepared.stats["ratings"]["total"],
+                  "has_timestamps": bool(prepared.meta["has_timestamps"])}))
+"""
 
 CHILD = r"""
 import json, resource, sys
@@ -104,11 +119,12 @@ def run_bench(
     models: list[str] | None = None,
     progress: bool = True,
     ensemble: bool = True,
+    keep_going: bool = False,
 ) -> dict[str, Any]:
-    """Benchmark ``models`` (default: train.models) on ``dataset``; returns the bench record."""
+    """Benchmark ``models`` (default: train.models) on ``dataset``; returns the bench record.
+    ``keep_going``: a family that fails or refuses (e.g. a size limit) is recorded under
+    ``failed`` with its one-line reason instead of stopping the bench."""
     from movierec.config import load_params
-    from movierec.data.download import acquire
-    from movierec.data.preprocess import preprocess
     from movierec.models.registry import MODELS, create
 
     raw = yaml.safe_load((root / "params.yaml").read_text())
@@ -119,39 +135,37 @@ def run_bench(
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         raise MovierecError(f"unknown model {unknown[0]!r}; known models: {', '.join(MODELS)}")
-    record: dict[str, Any] = {"dataset": dataset, "machine": machine(), "models": {}, "skipped": {}}
+    record: dict[str, Any] = {
+        "dataset": dataset,
+        "machine": machine(),
+        "models": {},
+        "skipped": {},
+        "failed": {},
+    }
     with tempfile.TemporaryDirectory(prefix="movierec-bench-") as tmp:
         work = Path(tmp)
         (work / "params.yaml").write_text(yaml.safe_dump(raw))
         if (root / "profiles.yaml").is_file():
             shutil.copy(root / "profiles.yaml", work / "profiles.yaml")
         params = load_params(work / "params.yaml")
-        t0 = time.perf_counter()
-        acquire(params.data, params.seed, work / "data/raw", work / "data/cache")
-        prepared = preprocess(
-            work / "data/raw" / params.data.dataset,
-            work / "data/processed",
-            params.data,
-            params.seed,
-        )
-        record["preprocess_seconds"] = time.perf_counter() - t0
-        record["ratings"] = prepared.stats["ratings"]["total"]
+        env = {**os.environ, "PYTHONHASHSEED": str(params.seed)}
+        prepared = _child(work, env, "preprocess", CHILD_PREPARE)  # its own peak memory
+        record["preprocess_seconds"] = prepared["seconds"]
+        record["preprocess_peak_rss_mib"] = prepared["peak_rss_mib"]
+        record["ratings"] = prepared["ratings"]
         for name in names:
-            if "sequences" in create(name, params).needs and not prepared.meta["has_timestamps"]:
+            if "sequences" in create(name, params).needs and not prepared["has_timestamps"]:
                 record["skipped"][name] = "the data set has no timestamps"
                 continue
-            env = {**os.environ, "PYTHONHASHSEED": str(params.seed)}
-            proc = subprocess.run(
-                [sys.executable, "-c", CHILD, name],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-                raise MovierecError(f"bench: {name} failed: {' '.join(tail)}")
-            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            try:
+                out = _child(work, env, name, CHILD, name)
+            except MovierecError as err:
+                if not keep_going:
+                    raise
+                record["failed"][name] = str(err).removeprefix(f"bench: {name} failed: ")
+                if progress:
+                    print(f"{name}: {record['failed'][name]}", file=sys.stderr, flush=True)
+                continue
             fit, result = out["fit"], out["result"]
             test, val = result["test"], result["val"]
             record["models"][name] = {
@@ -202,20 +216,22 @@ def run_bench(
     return record
 
 
+def _child(work: Path, env: dict, what: str, code: str, *args: str) -> dict[str, Any]:
+    """Run ``code`` in a child process in ``work``; its last stdout line (JSON)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=work, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        raise MovierecError(f"bench: {what} failed: {' '.join(tail)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _bench_blend(work: Path, raw: dict, section: str, members: list[str]) -> dict[str, Any]:
     """One blend stage over the benched ``members``, in its own child process (so its peak
     memory is its own); the bench row, plus the stage's full ``result``."""
     (work / "params.yaml").write_text(yaml.safe_dump(merge(raw, {section: {"models": members}})))
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD_BLEND, *BLENDS[section]],
-        cwd=work,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        raise MovierecError(f"bench: {section} failed: {' '.join(tail)}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _child(work, dict(os.environ), section, CHILD_BLEND, *BLENDS[section])
     result = out["result"]
     test = result["test"]
     return {
@@ -267,6 +283,8 @@ def table(record: dict[str, Any]) -> str:
         )
     for name, why in record.get("skipped", {}).items():
         lines.append(f"| {name} | skipped: {why} | | | | | | | | |")
+    for name, why in record.get("failed", {}).items():
+        lines.append(f"| {name} | failed: {why} | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 

@@ -136,10 +136,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     from movierec.bench import run_bench, table, write_bench
 
+    if args.scale:
+        from movierec.scale import SIZES, parse_sizes, run_scale, scale_table, write_scale
+
+        sizes = parse_sizes(args.sizes) if args.sizes else list(SIZES)
+        record = run_scale(Path.cwd(), sizes, args.models)
+        write_scale(record, Path(args.out or "metrics/scale.json"))
+        print(scale_table(record), end="")
+        return
     mirror = args.mirror or os.environ.get("MOVIELENS_MIRROR") or ""
     overrides = _read_yaml(args.overrides) if args.overrides else None
     record = run_bench(Path.cwd(), args.dataset, mirror, overrides, args.models)
-    write_bench(record, Path(args.out), Path(args.markdown) if args.markdown else None)
+    write_bench(
+        record,
+        Path(args.out or "metrics/bench.json"),
+        Path(args.markdown) if args.markdown else None,
+    )
     print(table(record), end="")
 
 
@@ -252,7 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--overrides", help="YAML merged over params.yaml (profiles.yaml applies by itself)"
     )
     p.add_argument("--models", nargs="+", help="default: train.models")
-    p.add_argument("--out", default="metrics/bench.json", help="JSON record to write")
+    p.add_argument(
+        "--out",
+        help="JSON record to write (default metrics/bench.json; --scale: metrics/scale.json)",
+    )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="cost growth: the models on synthetic data of each --sizes, MovieLens-shaped; "
+        "writes metrics/scale.{json,csv,md} (the csv is a log-log DVC plot)",
+    )
+    p.add_argument("--sizes", help="with --scale: ratings per run (default 100k,1M,5M,25M)")
     p.add_argument("--markdown", help="also write the table here")
     p.set_defaults(func=cmd_bench)
 

@@ -1,0 +1,152 @@
+"""Cost growth: the same families on synthetic data of growing size (``movierec bench --scale``).
+
+Each size is one :func:`movierec.bench.run_bench` on the ``synthetic`` data set, so every
+stage runs the pipeline's own code in a child process and reports its seconds and peak
+memory. Shapes follow MovieLens's own growth from ML-1M (6,040 users, 3,706 movies, 1M
+ratings) to ML-25M (162,541 users, 62,423 movies, 25M): users grow as ratings^1.02 and
+movies as ratings^0.88, so 25M is ML-25M's shape. A family that refuses or fails at a size
+is recorded with its one-line reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from movierec.errors import ConfigError
+from movierec.io import write_json, write_text
+
+SIZES = (100_000, 1_000_000, 5_000_000, 25_000_000)
+_ML1M = (1_000_209, 6_040, 3_706)
+_USER_EXPONENT = math.log(162_541 / 6_040) / math.log(25_000_095 / 1_000_209)
+_ITEM_EXPONENT = math.log(62_423 / 3_706) / math.log(25_000_095 / 1_000_209)
+_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
+
+
+def shape(n_ratings: int) -> tuple[int, int]:
+    """``(users, movies)`` of a MovieLens-like set with ``n_ratings`` ratings (at most half
+    of the user-movie grid filled, as the synthetic generator requires)."""
+    ratings, users, items = _ML1M
+    grow = n_ratings / ratings
+    n_users = users * grow**_USER_EXPONENT
+    n_items = items * grow**_ITEM_EXPONENT
+    # small sizes: widen both sides alike until the grid is at most half full
+    widen = max(1.0, math.sqrt(2 * n_ratings / (n_users * n_items)))
+    n_users, n_items = math.ceil(n_users * widen), math.ceil(n_items * widen)
+    if n_users * n_items // 2 < n_ratings:  # rounding
+        n_items += 1
+    return n_users, n_items
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``100k,1M,5M,25M`` -> ratings per size (one line naming the bad entry)."""
+    sizes = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", part)
+        if not match:
+            raise ConfigError(f"--sizes: {part.strip()!r} is not a size; write e.g. 100k,1M,5M,25M")
+        value = round(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        if value < 100:
+            raise ConfigError(f"--sizes: {part.strip()!r} is too small (at least 100 ratings)")
+        sizes.append(value)
+    return sorted(set(sizes))
+
+
+def run_scale(
+    root: Path, sizes: list[int], models: list[str] | None, progress: bool = True
+) -> dict[str, Any]:
+    """Bench ``models`` at every size; the record with one row per (size, stage)."""
+    import sys
+
+    from movierec.bench import machine, run_bench
+
+    record: dict[str, Any] = {"machine": machine(), "sizes": [], "rows": []}
+    for n in sizes:
+        users, items = shape(n)
+        if progress:
+            print(f"scale: {n:,} ratings ({users:,} users, {items:,} movies)", file=sys.stderr)
+        data = {"synthetic": {"n_ratings": n, "n_users": users, "n_items": items}}
+        bench = run_bench(
+            root,
+            "synthetic",
+            "",
+            {"data": data},
+            models,
+            progress=progress,
+            ensemble=False,
+            keep_going=True,
+        )
+        size = {"ratings": n, "users": users, "movies": items}
+        record["sizes"].append(size)
+        record["rows"].append(
+            size
+            | {
+                "family": "preprocess",
+                "stage": "preprocess",
+                "seconds": bench["preprocess_seconds"],
+                "peak_rss_mib": bench["preprocess_peak_rss_mib"],
+                "status": "ok",
+            }
+        )
+        for name, row in bench["models"].items():
+            for stage, key in (("train", "train_seconds"), ("evaluate", "eval_seconds")):
+                record["rows"].append(
+                    size
+                    | {
+                        "family": name,
+                        "stage": stage,
+                        "seconds": row[key],
+                        "peak_rss_mib": row["peak_rss_mib"],
+                        "status": "ok",
+                    }
+                )
+        for name, why in (bench["skipped"] | bench["failed"]).items():
+            record["rows"].append(
+                size
+                | {
+                    "family": name,
+                    "stage": "train",
+                    "seconds": None,
+                    "peak_rss_mib": None,
+                    "status": why,
+                }
+            )
+    return record
+
+
+def scale_table(record: dict[str, Any]) -> str:
+    """Seconds and peak MiB per family and stage (rows) and size (columns)."""
+    sizes = [s["ratings"] for s in record["sizes"]]
+    cells: dict[tuple[str, str], dict[int, str]] = {}
+    for row in record["rows"]:
+        cell = (
+            f"{row['seconds']:.1f} s / {row['peak_rss_mib']:,.0f} MiB"
+            if row["seconds"] is not None
+            else f"refused: {row['status']}"
+        )
+        cells.setdefault((row["family"], row["stage"]), {})[row["ratings"]] = cell
+    head = " | ".join(f"{n:,} ratings" for n in sizes)
+    lines = [
+        f"Machine: {record['machine']}. Seconds / peak resident memory of each child process.",
+        "",
+        f"| family | stage | {head} |",
+        "|---|---|" + "---:|" * len(sizes),
+    ]
+    for (family, stage), by_size in cells.items():
+        lines.append(
+            f"| {family} | {stage} | " + " | ".join(by_size.get(n, "") for n in sizes) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_scale(record: dict[str, Any], out: Path) -> None:
+    """``OUT.json`` (the record), ``OUT.csv`` (the rows: the log-log DVC plot's data) and
+    ``OUT.md`` (the table)."""
+    write_json(out.with_suffix(".json"), record)
+    columns = ["ratings", "users", "movies", "family", "stage", "seconds", "peak_rss_mib"]
+    rows = [r for r in record["rows"] if r["seconds"] is not None]
+    csv = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+    write_text(out.with_suffix(".csv"), "\n".join(csv) + "\n")
+    write_text(out.with_suffix(".md"), scale_table(record))
