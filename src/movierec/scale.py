@@ -80,40 +80,36 @@ def run_scale(
         )
         size = {"ratings": n, "users": users, "movies": items}
         record["sizes"].append(size)
-        record["rows"].append(
-            size
-            | {
-                "family": "preprocess",
-                "stage": "preprocess",
-                "seconds": bench["preprocess_seconds"],
-                "peak_rss_mib": bench["preprocess_peak_rss_mib"],
-                "status": "ok",
-            }
-        )
-        for name, row in bench["models"].items():
-            for stage, key in (("train", "train_seconds"), ("evaluate", "eval_seconds")):
-                record["rows"].append(
-                    size
-                    | {
-                        "family": name,
-                        "stage": stage,
-                        "seconds": row[key],
-                        "peak_rss_mib": row["peak_rss_mib"],
-                        "status": "ok",
-                    }
-                )
-        for name, why in (bench["skipped"] | bench["failed"]).items():
-            record["rows"].append(
-                size
-                | {
-                    "family": name,
-                    "stage": "train",
-                    "seconds": None,
-                    "peak_rss_mib": None,
-                    "status": why,
-                }
-            )
+        record["rows"] += [size | row for row in _stage_rows(bench)]
     return record
+
+
+def _stage_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
+    """One bench record as rows: preprocess, each family's train and evaluate, refusals."""
+
+    def row(family: str, stage: str, seconds, peak, status: str = "ok") -> dict[str, Any]:
+        return {
+            "family": family,
+            "stage": stage,
+            "seconds": seconds,
+            "peak_rss_mib": peak,
+            "status": status,
+        }
+
+    rows = [
+        row(
+            "preprocess",
+            "preprocess",
+            bench["preprocess_seconds"],
+            bench["preprocess_peak_rss_mib"],
+        )
+    ]
+    for name, fit in bench["models"].items():
+        rows.append(row(name, "train", fit["train_seconds"], fit["peak_rss_mib"]))
+        rows.append(row(name, "evaluate", fit["eval_seconds"], fit["peak_rss_mib"]))
+    for name, why in (bench["skipped"] | bench["failed"]).items():
+        rows.append(row(name, "train", None, None, why))
+    return rows
 
 
 def scale_table(record: dict[str, Any]) -> str:
