@@ -74,6 +74,10 @@ class Processed:
         with np.load(self.folder / "sequences.npz") as f:
             return {k: f[k] for k in f.files}
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What a model's state and scores are shaped by: using them on other data is refused."""
+        return {k: self.meta.get(k) for k in ("dataset", "n_users", "n_items", "n_ratings", "seed")}
+
     def seen(self, splits: tuple[str, ...] = ("train", "val")) -> sp.csr_matrix:
         """Binary user x item matrix of the ratings in ``splits`` (excluded from top-N)."""
         total = sum((self.matrices[s] for s in splits), sp.csr_matrix((self.n_users, self.n_items)))

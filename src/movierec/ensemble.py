@@ -308,17 +308,21 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
     from movierec.evaluate import evaluate
     from movierec.io import atomic_dir, write_text
     from movierec.pipeline import (
+        MODELS_DIR,
         PREDICTIONS_DIR,
         eval_section,
         load_model,
         write_predictions,
     )
     from movierec.results import write_result
+    from movierec.score_rows import with_saved_rows
 
     eval_params = eval_section(params)
     data = load_processed(processed)
     model, info = fit_ensemble(params, data, PREDICTIONS_DIR)
-    model.members = [load_model(n, params, data) for n in model.names]
+    model.members = [  # full rows from the members' evaluate stages, not scored again
+        with_saved_rows(n, load_model(n, params, data), data, MODELS_DIR) for n in model.names
+    ]
     result = evaluate(model, data, eval_params)
     result |= {
         "model": "ensemble",

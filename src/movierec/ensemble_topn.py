@@ -224,14 +224,17 @@ def run_topn_blend(params: Params, processed: Path = Path("data/processed")) -> 
     from movierec.dataset import load_processed
     from movierec.evaluate import evaluate
     from movierec.io import atomic_dir
-    from movierec.pipeline import eval_section, load_model
+    from movierec.pipeline import MODELS_DIR, eval_section, load_model
     from movierec.results import write_result
+    from movierec.score_rows import with_saved_rows
 
     eval_params = eval_section(params)
     k = eval_params.k[0]
     data = load_processed(processed)
     names = member_names(params, topn_blend_section(params))
-    members = {n: load_model(n, params, data) for n in names}
+    members = {  # full rows from the members' evaluate stages, not scored again
+        n: with_saved_rows(n, load_model(n, params, data), data, MODELS_DIR) for n in names
+    }
     blend, fitted = fit_topn_blend(params, data, members, k, eval_params.threshold)
     blend.attach({n: members[n] for n in names}, data)
     test_params = type(eval_params)(

@@ -10,6 +10,7 @@ rated at or above ``threshold``. Scores are computed for chunks of users as
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,14 +57,19 @@ class _SplitState:
 
 
 def evaluate(
-    model: Recommender, data: Processed, params: EvalParams, user_mask: np.ndarray | None = None
+    model: Recommender,
+    data: Processed,
+    params: EvalParams,
+    user_mask: np.ndarray | None = None,
+    on_rows: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """Rating and full-ranking top-N metrics per split.
 
     Each chunk of users is scored once (a ``(users, items)`` matrix) and serves
     every split: its rows give the top-N lists, and for models whose scores are
     predicted ratings, the rating predictions of the split's pairs too.
-    ``user_mask`` restricts everything to a subset of users.
+    ``user_mask`` restricts everything to a subset of users; ``on_rows(users, scores)``
+    receives every chunk's rows (the evaluate stage saves them for the blends).
     """
     t_start = time.perf_counter()
     states: dict[str, _SplitState] = {}
@@ -95,6 +101,8 @@ def evaluate(
         t0 = time.perf_counter()
         scores = np.asarray(model.score_users(chunk), dtype=np.float32)
         score_seconds += time.perf_counter() - t0
+        if on_rows is not None:
+            on_rows(chunk, scores)
         for st in states.values():
             t1 = time.perf_counter()
             rows = st.target[chunk]

@@ -30,6 +30,7 @@ from movierec.schema import (  # noqa: F401 (re-exported for the stages and test
     eval_section,
     train_section,
 )
+from movierec.score_rows import SCORES_DIR, RowSink
 
 MODELS_DIR = Path("data/models")
 PREDICTIONS_DIR = Path("data/predictions")
@@ -121,14 +122,8 @@ def _fit_and_write(
             live.summary.update({"epochs": report.epochs, "best_epoch": report.best_epoch})
         with atomic_dir(MODELS_DIR / name) as model_dir:
             model.save(model_dir)
-            write_json(model_dir / "fit.json", summary | {"data": data_fingerprint(data)})
+            write_json(model_dir / "fit.json", summary | {"data": data.fingerprint()})
     return summary
-
-
-def data_fingerprint(data: Processed) -> dict[str, Any]:
-    """What a trained model's state is shaped by: reloading it on other data is refused."""
-    meta = data.meta
-    return {k: meta.get(k) for k in ("dataset", "n_users", "n_items", "n_ratings", "seed")}
 
 
 def check_same_data(folder: Path, data: Processed) -> None:
@@ -137,7 +132,7 @@ def check_same_data(folder: Path, data: Processed) -> None:
     if not fit.is_file():
         return
     trained = json.loads(fit.read_text()).get("data")
-    now = data_fingerprint(data)
+    now = data.fingerprint()
     if trained is not None and trained != now:
 
         def describe(d: dict) -> str:
@@ -169,9 +164,13 @@ def evaluate_model(
     subset = getattr(
         model, "keep_", None
     )  # a model trained on a demographic subset is judged on it
-    result = evaluate(model, data, eval_params, subset)
-    if subset is not None:
-        result["subset"] = {"filter": dict(model.params.subset), "users": int(subset.sum())}
+    with atomic_dir(SCORES_DIR / name) as tmp:
+        rows = RowSink(tmp, data, MODELS_DIR / name / "model.npz", eval_params.save_rows_mib)
+        result = evaluate(model, data, eval_params, subset, on_rows=rows.add)
+        if subset is not None:
+            result["subset"] = {"filter": dict(model.params.subset), "users": int(subset.sum())}
+            rows.skip("judged on a subset of users; the blends leave it out")
+        rows.close()
     fit = json.loads((MODELS_DIR / name / "fit.json").read_text())
     result |= {
         "model": name,

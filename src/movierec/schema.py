@@ -71,6 +71,7 @@ class EvalParams:
     k: list[int] = field(default_factory=lambda: [10])
     threshold: float = 4.0
     user_chunk: int = 1024
+    save_rows_mib: float = 4096.0
     splits: list[str] = field(default_factory=lambda: ["val", "test"])
 
     def validate(self, key: str) -> None:
@@ -80,6 +81,8 @@ class EvalParams:
             )
         if self.user_chunk < 1:
             raise ConfigError(f"params.yaml: `{key}.user_chunk` must be at least 1")
+        if self.save_rows_mib < 0:
+            raise ConfigError(f"params.yaml: `{key}.save_rows_mib` must be >= 0 (0 saves none)")
         bad = [s for s in self.splits if s not in ("val", "test")]
         if bad:
             raise ConfigError(f"params.yaml: `{key}.splits` may only hold val and test (got {bad})")

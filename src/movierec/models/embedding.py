@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch import nn
 
 from movierec.config import ConfigError
 from movierec.dataset import Processed
+from movierec.models.layers import ROW_BLOCK, dense_tail, fold_tail, live_units, without_dead_units
 from movierec.models.torch_base import TorchRecommender
 from movierec.training import Optimizer, Schedule, TrainConfig
 
@@ -238,42 +240,64 @@ class EmbeddingTrunk(nn.Module):
         return self.blocks(self.emb_drop(x))
 
     @torch.no_grad()
-    def rows(self, users: torch.Tensor, budget: int = 1 << 25):
-        """Yield ``(start, features)`` for every (user, item) of ``users``, in blocks.
+    def full_rows(
+        self,
+        users: torch.Tensor,
+        layers: list[tuple[torch.Tensor, torch.Tensor]],
+        budget: int = ROW_BLOCK,
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(start, outputs (b * n_items, out))`` of the folded ``layers`` for every
+        (user, item) of ``users``, in blocks of users (eval mode).
 
-        The first linear layer splits into a user part and an item part, so the
-        item part is computed once and added to each user's part (eval mode only).
+        The first linear layer splits into a user part and an item part, so the item
+        part is computed once and added to each user's part; the product part
+        ``(u * i) @ Wp^T`` is ``i @ (Wp diag(u))^T``, one batched product per block.
         """
         first = self.blocks[0]
         dim = self.user.embedding_dim
-        item_part = self.item.weight @ first.weight[:, dim : 2 * dim].T + first.bias  # (items, h)
+        item_w = self.item.weight
+        item_part = item_w @ first.weight[:, dim : 2 * dim].T + first.bias  # (items, h)
         user_emb = self.user(users)
         user_part = user_emb @ first.weight[:, :dim].T  # (users, h)
+        w_prod = first.weight[:, 2 * dim :]
+        bound = None
+        if self.product:  # largest u_d * i_d * w over the box of user and movie values
+            corners = torch.stack(
+                [a * b for a in user_emb.aminmax(dim=0) for b in item_w.aminmax(dim=0)]
+            )  # (4, d)
+            bound = (w_prod[:, None, :] * corners[None]).amax(1).sum(-1)
+        alive = live_units(user_part, item_part, bound)
+        user_part, item_part, layers = without_dead_units(user_part, item_part, layers, alive)
+        if alive is not None:
+            w_prod = w_prod[alive]
         n_items, hidden = item_part.shape
         step = max(1, budget // (n_items * hidden))
         for lo in range(0, users.shape[0], step):
             x = user_part[lo : lo + step, None, :] + item_part[None]  # (b, items, h)
-            if self.product:  # (u * i) @ Wp^T = (u scaled per unit) @ i^T
-                scaled = (
-                    user_emb[lo : lo + step, None, :] * first.weight[None, :, 2 * dim :]
-                )  # (b, h, d)
-                x = x + (scaled @ self.item.weight.T).transpose(1, 2)
-            yield lo, self.blocks[1:](x.reshape(-1, hidden))
+            if self.product:
+                scaled = user_emb[lo : lo + step, None, :] * w_prod[None]
+                x.baddbmm_(item_w.expand(x.shape[0], -1, -1), scaled.transpose(1, 2))
+            yield lo, dense_tail(x.reshape(-1, hidden), layers)
 
 
 class TrunkHead(nn.Module):
     """A head over :class:`EmbeddingTrunk`; full rows reuse the trunk's split first layer."""
 
     trunk: EmbeddingTrunk
+    head: nn.Linear
+
+    def from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def output(self, features: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.from_logits(self.head(features))
 
     def score_users(self, batch: Batch, n_items: int) -> torch.Tensor:
         users = batch["user"]
+        layers = fold_tail(self.trunk.blocks[1:], self.head)  # eval mode: BatchNorm folded
         out = torch.empty((len(users), n_items), device=users.device)
-        for lo, features in self.trunk.rows(users):
-            scores = self.output(features).float().reshape(-1, n_items)
+        for lo, logits in self.trunk.full_rows(users, layers):
+            scores = self.from_logits(logits).float().reshape(-1, n_items)
             out[lo : lo + scores.shape[0]] = scores
         return out
 
@@ -287,8 +311,8 @@ class EmbeddingMLP(TrunkHead):
         self.head = nn.Linear(trunk.out_dim, 1)
         self.lo, self.hi = y_range
 
-    def output(self, features: torch.Tensor) -> torch.Tensor:
-        return self.lo + (self.hi - self.lo) * torch.sigmoid(self.head(features).squeeze(-1))
+    def from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(logits.squeeze(-1))
 
     def predict(self, batch: Batch) -> torch.Tensor:
         return self.output(self.trunk(batch))
@@ -309,8 +333,8 @@ class EmbeddingClassifier(TrunkHead):
     def logits(self, batch: Batch) -> torch.Tensor:
         return self.head(self.trunk(batch))
 
-    def output(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.head(features).float(), dim=-1) @ self.levels
+    def from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits.float(), dim=-1) @ self.levels
 
     def predict(self, batch: Batch) -> torch.Tensor:
         return self.output(self.trunk(batch))

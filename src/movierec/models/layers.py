@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -107,24 +107,139 @@ class PairMLP(nn.Module):
         """The user side of the first layer, to reuse across many items."""
         return user_part @ self.first.weight[:, : self.user_dim].T
 
-    def from_projected(self, user_proj: torch.Tensor, item_part: torch.Tensor) -> torch.Tensor:
-        x = user_proj + item_part @ self.first.weight[:, self.user_dim :].T + self.first.bias
-        shape = x.shape[:-1]
-        return self.head(self.rest(x.reshape(-1, x.shape[-1]))).reshape(shape)
+    def eval_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The layers after ``first``, BatchNorm folded in (see :func:`fold_tail`)."""
+        return fold_tail(self.rest, self.head)
 
     @torch.no_grad()
     def rows(
-        self, user_part: torch.Tensor, item_part: torch.Tensor, budget: int = 1 << 24
+        self, user_part: torch.Tensor, item_part: torch.Tensor
     ) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(start, logits (b, n_items))`` for blocks of users (eval mode)."""
         w = self.first.weight
         up = user_part @ w[:, : self.user_dim].T
         ip = item_part @ w[:, self.user_dim :].T + self.first.bias
-        n_items, hidden = ip.shape
-        step = max(1, budget // max(1, n_items * hidden))
-        for lo in range(0, up.shape[0], step):
-            x = (up[lo : lo + step, None, :] + ip[None]).reshape(-1, hidden)
-            yield lo, self.head(self.rest(x)).reshape(-1, n_items)
+        for lo, out in pair_rows(up, ip, self.eval_layers()):
+            yield lo, out.squeeze(-1)
+
+
+# ------------------------------------------------------------------------------ full rows
+
+# Elements of one (pairs, hidden) block of full-row scoring: a few MiB, so the hidden
+# activations are reused from cache by the next matrix product instead of from memory.
+ROW_BLOCK = 1 << 21
+
+
+def fold_tail(
+    tail: Sequence[nn.Module], head: nn.Linear
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``[(W, b), ...]`` for the dense layers after a first Linear, in eval mode.
+
+    ``tail`` is ``ReLU, BatchNorm1d, Dropout`` groups, each followed by a Linear
+    (the last by ``head``). In eval mode a BatchNorm after the ReLU is an affine map
+    ``s * r + t``, so it folds into the next Linear: ``W diag(s)``, ``b + W t``.
+    Each returned layer is applied as ``relu(x) @ W.T + b``; full rows then cost one
+    ReLU and one matrix product per layer.
+    """
+    layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+    scale: torch.Tensor | None = None
+    shift: torch.Tensor | None = None
+    relu = False
+    for module in [*tail, head]:
+        if isinstance(module, nn.ReLU):
+            if relu or scale is not None:
+                raise ValueError("fold_tail: expected Linear after ReLU / BatchNorm1d")
+            relu = True
+        elif isinstance(module, nn.BatchNorm1d):
+            if not relu or scale is not None or module.training:
+                raise ValueError("fold_tail: BatchNorm1d must follow a ReLU (eval mode)")
+            scale = module.weight / torch.sqrt(module.running_var + module.eps)
+            shift = module.bias - module.running_mean * scale
+        elif isinstance(module, nn.Dropout):
+            if module.training:
+                raise ValueError("fold_tail: eval mode only")
+        elif isinstance(module, nn.Linear):
+            if not relu:
+                raise ValueError("fold_tail: every Linear must follow a ReLU")
+            weight, bias = module.weight, module.bias
+            if scale is not None and shift is not None:
+                weight, bias = weight * scale[None, :], bias + weight @ shift
+            layers.append((weight, bias))
+            relu, scale, shift = False, None, None
+        else:
+            raise ValueError(f"fold_tail: cannot fold {type(module).__name__}")
+    return layers
+
+
+def live_units(
+    user_part: torch.Tensor, item_part: torch.Tensor, extra_bound: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """The first-layer units some (user, movie) pair of this block can switch on, or None
+    when that is every unit.
+
+    A unit whose largest user part plus largest movie part (plus ``extra_bound``, an upper
+    bound of any further term) is at most 0 outputs ReLU(x) = 0 for every pair, so its
+    column adds exactly nothing to the next layer; trained networks have such units
+    (weight decay), and each one left out saves a column of the largest matrix product.
+    """
+    upper = user_part.max(0).values + item_part.max(0).values
+    if extra_bound is not None:
+        upper = upper + extra_bound
+    alive = upper > 0
+    return None if bool(alive.all()) or not bool(alive.any()) else alive
+
+
+def without_dead_units(
+    user_part: torch.Tensor,
+    item_part: torch.Tensor,
+    layers: list[tuple[torch.Tensor, torch.Tensor]],
+    alive: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """First-layer halves and folded layers restricted to the ``alive`` units."""
+    if alive is None:
+        return user_part, item_part, layers
+    (weight, bias), rest = layers[0], layers[1:]
+    return user_part[:, alive], item_part[:, alive], [(weight[:, alive], bias), *rest]
+
+
+def dense_tail(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """``(pairs, hidden)`` first-layer pre-activations -> outputs of the folded layers.
+    ``x`` is overwritten (ReLU in place): callers pass a scratch block."""
+    for weight, bias in layers:
+        x = torch.addmm(bias, x.relu_(), weight.T)
+    return x
+
+
+def pair_rows(
+    user_part: torch.Tensor,
+    item_part: torch.Tensor,
+    layers: list[tuple[torch.Tensor, torch.Tensor]],
+    budget: int = ROW_BLOCK,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(start, out (b, n_items, out_dim))`` for blocks of users: first-layer halves
+    ``user_part (users, h)`` + ``item_part (items, h)`` through :func:`dense_tail`.
+    Users go in blocks and, on catalogues wider than the budget, movies too, so memory
+    stays bounded at any size."""
+    alive = live_units(user_part, item_part)
+    user_part, item_part, layers = without_dead_units(user_part, item_part, layers, alive)
+    n_users = user_part.shape[0]
+    n_items, hidden = item_part.shape
+    out_dim = layers[-1][0].shape[0]
+    per_user = n_items * hidden
+    if per_user > budget:  # one user at a time, movies in blocks
+        items = max(1, budget // hidden)
+        for u in range(n_users):
+            row = torch.empty((1, n_items, out_dim), dtype=item_part.dtype, device=item_part.device)
+            for lo in range(0, n_items, items):
+                row[0, lo : lo + items] = dense_tail(
+                    user_part[u] + item_part[lo : lo + items], layers
+                )
+            yield u, row
+        return
+    step = max(1, budget // per_user)
+    for lo in range(0, n_users, step):
+        x = (user_part[lo : lo + step, None, :] + item_part[None]).reshape(-1, hidden)
+        yield lo, dense_tail(x, layers).reshape(-1, n_items, out_dim)
 
 
 def padded_range(data: Processed, pad: float) -> tuple[float, float]:
