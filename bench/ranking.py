@@ -38,8 +38,8 @@ def main() -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from movierec.bench import dataset_section, merge
-    from movierec.config import load_params
+    from movierec.bench import dataset_section
+    from movierec.config import load_params, merge_params
     from movierec.data.download import acquire
     from movierec.data.preprocess import preprocess
     from movierec.dataset import load_processed
@@ -50,7 +50,9 @@ def main() -> None:
     from movierec.schema import EvalParams
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["data"] = merge(raw["data"], dataset_section(args.dataset, os.path.abspath(args.mirror)))
+    raw["data"] = merge_params(
+        raw["data"], dataset_section(args.dataset, os.path.abspath(args.mirror))
+    )
     threads = raw["train"].get("threads") or 2
     torch.set_num_threads(threads)
     threadpool_limits(threads)

@@ -9,6 +9,7 @@ import torch
 
 from movierec.config import build_section, load_params
 from movierec.dataset import load_processed
+from movierec.evaluate_stage import evaluate_model
 from movierec.models.autorec import (
     AutoEncoder,
     AutoRecParams,
@@ -18,7 +19,7 @@ from movierec.models.autorec import (
 )
 from movierec.models.base import FitContext
 from movierec.models.registry import MODELS
-from movierec.pipeline import evaluate_model, train_model
+from movierec.train_stage import train_model
 
 
 def test_masked_loss_ignores_unobserved_cells():
@@ -95,7 +96,7 @@ def test_subset_trains_and_evaluates_only_matching_users(tiny_project):
     train_model("deep_autorec", params)
     data = load_processed()
     women = (data.users["gender"] == "F").to_numpy()
-    from movierec.pipeline import load_model
+    from movierec.trained import load_model
 
     model = load_model("deep_autorec", params, data)
     assert np.array_equal(model.keep_, women)

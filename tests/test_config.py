@@ -85,8 +85,7 @@ def test_code_defaults_and_params_yaml_agree():
     from movierec.evaluate import EvalParams
     from movierec.insight import InsightParams
     from movierec.models.registry import MODELS, params_key
-    from movierec.pipeline import TrainSection
-    from movierec.schema import TopNBlendParams
+    from movierec.schema import TopNBlendParams, TrainSection
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     sections = {params_key(name): pcls for name, (_, pcls) in MODELS.items()}

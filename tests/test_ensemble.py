@@ -124,7 +124,9 @@ def test_tune_rejects_a_bad_space(tiny_project):
 
 def test_blended_rows_match_blended_predictions(tiny_project):
     """Top-N rows are built member by member; they must equal the per-pair blend."""
-    from movierec.pipeline import PREDICTIONS_DIR, evaluate_model, load_model, train_model
+    from movierec.evaluate_stage import PREDICTIONS_DIR, evaluate_model
+    from movierec.train_stage import train_model
+    from movierec.trained import load_model
 
     params = load_params()
     for name in ("bias", "mf_bias", "item_knn"):

@@ -130,7 +130,8 @@ def test_a_split_without_val_or_test_is_refused(ratios):
 
 def test_threshold_above_every_rating_is_a_clear_refusal(tiny_project):
     from movierec.config import load_params
-    from movierec.pipeline import evaluate_model, train_model
+    from movierec.evaluate_stage import evaluate_model
+    from movierec.train_stage import train_model
 
     params = load_params()
     train_model("bias", params)
@@ -246,7 +247,8 @@ def test_bad_yaml_in_overrides_names_the_line(tmp_path):
 def test_stale_model_of_another_data_set_is_refused(tiny_project):
     from movierec.config import load_params
     from movierec.dataset import load_processed
-    from movierec.pipeline import load_model, train_model
+    from movierec.train_stage import train_model
+    from movierec.trained import load_model
 
     params = load_params()
     train_model("ease", params)

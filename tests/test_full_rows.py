@@ -17,7 +17,7 @@ from movierec.config import build_section, parse_params
 from movierec.data.preprocess import preprocess
 from movierec.data.synthetic import write_custom
 from movierec.dataset import load_processed
-from movierec.models.layers import dense_tail, fold_tail, live_units, pair_rows
+from movierec.models.layers import PairTerm, dense_tail, fold_tail, live_units, pair_rows
 from movierec.models.registry import MODELS
 
 CASES = [
@@ -92,6 +92,24 @@ def test_pair_rows_blocks_movies_on_wide_catalogues():
     reference = dense_tail((up[:, None, :] + ip[None]).reshape(-1, 8), layers).reshape(5, 37, 2)
     torch.testing.assert_close(whole, reference)
     torch.testing.assert_close(blocked, reference)
+
+
+@pytest.mark.parametrize("budget", [None, 8 * 4])
+def test_pair_term_adds_the_product_in_user_and_movie_blocks(budget):
+    """``(u * i) @ Wp^T`` added per block equals the product written out per pair, with
+    users in blocks and (small budget) movies in blocks."""
+    gen = torch.Generator().manual_seed(4)
+    up, ip = torch.randn(5, 8, generator=gen), torch.randn(37, 8, generator=gen)
+    u, i, wp = (torch.randn(n, 3, generator=gen) for n in (5, 37, 8))
+    layers = [(torch.randn(2, 8, generator=gen), torch.randn(2, generator=gen))]
+    kwargs = {} if budget is None else {"budget": budget}
+    got = torch.cat(
+        [o for _, o in pair_rows(up, ip, layers, pair_term=PairTerm(u, i, wp), **kwargs)]
+    )
+    pre = up[:, None, :] + ip[None] + (u[:, None, :] * i[None]) @ wp.T  # (5, 37, 8)
+    reference = dense_tail(pre.reshape(-1, 8), layers).reshape(5, 37, 2)
+    torch.testing.assert_close(got, reference)
+    assert (PairTerm(u, i, wp).bound()[None, None] >= (u[:, None, :] * i[None]) @ wp.T - 1e-6).all()
 
 
 def test_fold_tail_equals_the_layers_it_folds():

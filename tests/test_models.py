@@ -9,9 +9,12 @@ from movierec.config import ConfigError, SyntheticData, build_section, load_para
 from movierec.data.preprocess import preprocess
 from movierec.data.synthetic import generate, write_custom
 from movierec.dataset import load_processed
+from movierec.evaluate_stage import evaluate_model
 from movierec.models.base import FitContext
 from movierec.models.registry import MODELS, create, model_params, trainable
-from movierec.pipeline import TrainSection, evaluate_model, load_model, train_model
+from movierec.schema import TrainSection
+from movierec.train_stage import train_model
+from movierec.trained import load_model
 
 
 def _planted(folder, rating_step: float = 0.0, **sizes):

@@ -158,10 +158,11 @@ def test_recommend_serves_the_ranking_blend_when_validation_picks_it(tiny_projec
     from movierec.cli import main as cli_main
     from movierec.config import load_params
     from movierec.ensemble_topn import run_topn_blend
+    from movierec.evaluate_stage import evaluate_model
     from movierec.leaderboard import build_leaderboard, write_leaderboard
-    from movierec.pipeline import evaluate_model, train_model
     from movierec.recommend import default_model
     from movierec.steps import ensemble as run_rating_blend
+    from movierec.train_stage import train_model
 
     raw = (tiny_project / "params.yaml").read_text()
     import yaml

@@ -42,10 +42,15 @@ def test_sizes_parse_and_bad_ones_are_one_line():
 def test_scale_times_every_stage_and_records_refusals(tmp_path, monkeypatch, capsys):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["models"]["mf_bias"]["epochs"] = 2
-    params["models"]["item_knn"]["max_items"] = 100  # refused once the catalogue outgrows it
+    params["models"]["ease"]["max_items"] = 100  # refused once the catalogue outgrows it
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    profile = {"tiny": {"models": {"mf_bias": {"epochs": 1, "patience": 1}}}}
+    (tmp_path / "profiles.yaml").write_text(yaml.safe_dump(profile))
     monkeypatch.chdir(tmp_path)
-    main(["bench", "--scale", "--sizes", "1500,6000", "--models", "bias", "mf_bias", "item_knn"])
+    main(
+        ["bench", "--scale", "--sizes", "1500,6000", "--profile", "tiny"]
+        + ["--models", "bias", "mf_bias", "ease"]
+    )
 
     record = json.loads((tmp_path / "metrics" / "scale.json").read_text())
     assert [s["ratings"] for s in record["sizes"]] == [1500, 6000]
@@ -56,18 +61,21 @@ def test_scale_times_every_stage_and_records_refusals(tmp_path, monkeypatch, cap
             for stage in ("train", "evaluate"):
                 row = rows[(n, family, stage)]
                 assert row["status"] == "ok" and row["seconds"] >= 0 and row["peak_rss_mib"] > 0
+    assert record["profile"] == "tiny"  # the profile reaches every size
+    assert all(rows[(n, "mf_bias", "train")]["epochs"] == 1 for n in (1500, 6000))
+    assert rows[(6000, "mf_bias", "evaluate")]["test_rmse"] > 0
     movies = {s["ratings"]: s["movies"] for s in record["sizes"]}
     for n in (1500, 6000):
-        knn = rows[(n, "item_knn", "train")]
+        ease = rows[(n, "ease", "train")]
         if movies[n] > 100:
-            assert knn["seconds"] is None and "max_items" in knn["status"]
+            assert ease["seconds"] is None and "max_items" in ease["status"]
         else:
-            assert knn["status"] == "ok"
+            assert ease["status"] == "ok"
     assert any(movies[n] > 100 for n in movies)
 
     csv = (tmp_path / "metrics" / "scale.csv").read_text().splitlines()
     assert csv[0] == "ratings,users,movies,family,stage,seconds,peak_rss_mib"
     assert len(csv) - 1 == sum(r["seconds"] is not None for r in record["rows"])
     table = (tmp_path / "metrics" / "scale.md").read_text()
-    assert "| item_knn | train |" in table and "refused:" in table
+    assert "| ease | train |" in table and "refused:" in table
     assert "| preprocess | preprocess |" in capsys.readouterr().out

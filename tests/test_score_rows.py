@@ -13,8 +13,10 @@ from movierec.config import ConfigError, load_params
 from movierec.dataset import load_processed
 from movierec.ensemble import run_ensemble
 from movierec.ensemble_topn import run_topn_blend
-from movierec.pipeline import MODELS_DIR, evaluate_model, load_model, train_model
+from movierec.evaluate_stage import evaluate_model
 from movierec.score_rows import SCORES_DIR, WithSavedRows, with_saved_rows
+from movierec.train_stage import train_model
+from movierec.trained import MODELS_DIR, load_model
 
 MEMBERS = ("bias", "mf_bias", "item_knn")
 

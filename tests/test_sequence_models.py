@@ -235,7 +235,7 @@ def test_no_timestamps_is_one_clear_error(tmp_path, name):
 
 
 def test_pipeline_refuses_sequence_models_without_timestamps(tmp_path, monkeypatch):
-    from movierec.pipeline import train_model
+    from movierec.train_stage import train_model
 
     frame, n_items = _sessions(n_users=20, per_user=10, n_items=30)
     _write(tmp_path / "data", frame.drop("timestamp"), n_items)

@@ -15,8 +15,8 @@ from scipy import stats
 from movierec.config import load_params
 from movierec.dataset import load_processed
 from movierec.evaluate import EvalParams, evaluate
+from movierec.evaluate_stage import evaluate_model
 from movierec.leaderboard import build_leaderboard
-from movierec.pipeline import evaluate_model, load_model, train_model
 from movierec.results import read_per_user, write_per_user
 from movierec.significance import (
     Sample,
@@ -28,6 +28,8 @@ from movierec.significance import (
     wilcoxon_p,
 )
 from movierec.steps import _report_context
+from movierec.train_stage import train_model
+from movierec.trained import load_model
 
 
 def test_holm_matches_hand_computed_values():

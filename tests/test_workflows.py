@@ -16,8 +16,9 @@ import yaml
 from movierec.config import load_params
 from movierec.dataset import load_processed
 from movierec.models.registry import MODELS, providing, trainable
-from movierec.pipeline import MODELS_DIR, train_model
 from movierec.stagedeps import step_files
+from movierec.train_stage import train_model
+from movierec.trained import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,11 +111,37 @@ def test_flipping_every_test_rating_leaves_learned_state_identical(tiny_project,
         assert np.array_equal(before[key], after[key]), f"{name}: {key} moved with test labels"
 
 
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {
+        str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()
+    }
+
+
+@pytest.mark.parametrize("name", ["bias", "mf_bias", "autorec_item"])
+def test_retraining_writes_byte_identical_outputs(tiny_project, name):
+    """DVC hashes data/models/<m>; seconds in there would change dvc.lock on every repro."""
+    params = load_params()
+    train_model(name, params)
+    first = _folder_bytes(MODELS_DIR / name)
+    assert "seconds" not in (MODELS_DIR / name / "fit.json").read_text()
+    shutil.rmtree(MODELS_DIR / name)
+    train_model(name, params)
+    assert _folder_bytes(MODELS_DIR / name) == first
+    timing = json.loads((tiny_project / "data" / "timings" / f"{name}.json").read_text())
+    assert timing["train_seconds"] > 0
+
+
+def test_no_dvc_output_holds_seconds():
+    """Timings are written beside the outputs, never declared as one (see movierec.timings)."""
+    text = (ROOT / "dvc.yaml").read_text()
+    assert "data/timings" not in text
+
+
 def test_capabilities_are_declared_and_work(tiny_project):
     """What a family says it provides, it gives; the pipeline relies on nothing else."""
     params = load_params()
     data = load_processed()
-    from movierec.pipeline import load_model
+    from movierec.trained import load_model
 
     for name in ("mf_bias", "mlp", "bias"):
         train_model(name, params)
@@ -133,7 +160,7 @@ def test_capabilities_are_declared_and_work(tiny_project):
 
 def test_word2vec_is_not_a_train_stage_model(tiny_project):
     from movierec.errors import ConfigError
-    from movierec.pipeline import train_section
+    from movierec.schema import train_section
 
     params = load_params()
     params.extra["train"] = {"models": ["bias", "word2vec"]}

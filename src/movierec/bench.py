@@ -10,7 +10,6 @@ timestamps) are listed as skipped, with the reason.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import platform
@@ -23,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from movierec.config import merge_params
 from movierec.errors import MovierecError
 from movierec.io import write_json, write_text
 
@@ -48,7 +48,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak,
 CHILD = r"""
 import json, resource, sys
 from movierec.config import load_params
-from movierec.pipeline import evaluate_model, train_model
+from movierec.evaluate_stage import evaluate_model
+from movierec.train_stage import train_model
 name = sys.argv[1]
 params = load_params()
 fit = train_model(name, params)
@@ -73,16 +74,6 @@ BLENDS = {
     "ensemble": ("movierec.ensemble", "run_ensemble"),
     "ensemble_topn": ("movierec.ensemble_topn", "run_topn_blend"),
 }
-
-
-def merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def dataset_section(name: str, mirror: str) -> dict:
@@ -128,9 +119,9 @@ def run_bench(
     from movierec.models.registry import MODELS, create
 
     raw = yaml.safe_load((root / "params.yaml").read_text())
-    raw["data"] = merge(raw["data"], dataset_section(dataset, os.path.abspath(mirror)))
+    raw["data"] = merge_params(raw["data"], dataset_section(dataset, os.path.abspath(mirror)))
     if overrides:
-        raw = merge(raw, overrides)
+        raw = merge_params(raw, overrides)
     names = models or raw["train"]["models"]
     unknown = [m for m in names if m not in MODELS]
     if unknown:
@@ -230,7 +221,9 @@ def _child(work: Path, env: dict, what: str, code: str, *args: str) -> dict[str,
 def _bench_blend(work: Path, raw: dict, section: str, members: list[str]) -> dict[str, Any]:
     """One blend stage over the benched ``members``, in its own child process (so its peak
     memory is its own); the bench row, plus the stage's full ``result``."""
-    (work / "params.yaml").write_text(yaml.safe_dump(merge(raw, {section: {"models": members}})))
+    (work / "params.yaml").write_text(
+        yaml.safe_dump(merge_params(raw, {section: {"models": members}}))
+    )
     out = _child(work, dict(os.environ), section, CHILD_BLEND, *BLENDS[section])
     result = out["result"]
     test = result["test"]

@@ -140,12 +140,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from movierec.scale import SIZES, parse_sizes, run_scale, scale_table, write_scale
 
         sizes = parse_sizes(args.sizes) if args.sizes else list(SIZES)
-        record = run_scale(Path.cwd(), sizes, args.models)
+        record = run_scale(Path.cwd(), sizes, args.models, profile=args.profile)
         write_scale(record, Path(args.out or "metrics/scale.json"))
         print(scale_table(record), end="")
         return
     mirror = args.mirror or os.environ.get("MOVIELENS_MIRROR") or ""
     overrides = _read_yaml(args.overrides) if args.overrides else None
+    if args.profile:
+        overrides = (overrides or {}) | {
+            "data": {**(overrides or {}).get("data", {}), "profile": args.profile}
+        }
     record = run_bench(Path.cwd(), args.dataset, mirror, overrides, args.models)
     write_bench(
         record,
@@ -264,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overrides", help="YAML merged over params.yaml (profiles.yaml applies by itself)"
     )
     p.add_argument("--models", nargs="+", help="default: train.models")
+    p.add_argument("--profile", help="a profiles.yaml entry to apply (e.g. ml-25m with --scale)")
     p.add_argument(
         "--out",
         help="JSON record to write (default metrics/bench.json; --scale: metrics/scale.json)",

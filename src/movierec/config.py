@@ -7,6 +7,7 @@ key (``data.split.ratios``) and what is allowed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -342,13 +343,14 @@ def load_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
 PROFILE_SECTIONS = ("models", "embed", "insight", "ensemble", "ensemble_topn")
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
+def merge_params(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, mapping by mapping (neither is changed)."""
+    out = copy.deepcopy(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_params(out[key], value)
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -386,7 +388,7 @@ def apply_profile(raw: dict[str, Any], profiles_path: Path) -> dict[str, Any]:
                 f"{profiles_path}: `{name}.{key}` cannot be set by a profile (only "
                 f"{', '.join(PROFILE_SECTIONS)}); set it in params.yaml"
             )
-    return _merge(raw, profile)
+    return merge_params(raw, profile)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -183,7 +183,7 @@ class Ensemble(Recommender):
 
 def load_ensemble(params: Params, data: Processed, folder: Path = ENSEMBLE_DIR) -> Ensemble:
     """The fitted rating blend with its members loaded (for ``recommend`` / ``predict``)."""
-    from movierec.pipeline import load_model
+    from movierec.trained import load_model
 
     path = folder / "model.npz"
     if not path.is_file():
@@ -306,16 +306,12 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
     """The `ensemble` stage: fit on val, evaluate like any model, write the blend and errors.md."""
     from movierec.dataset import load_processed
     from movierec.evaluate import evaluate
+    from movierec.evaluate_stage import PREDICTIONS_DIR, write_predictions
     from movierec.io import atomic_dir, write_text
-    from movierec.pipeline import (
-        MODELS_DIR,
-        PREDICTIONS_DIR,
-        eval_section,
-        load_model,
-        write_predictions,
-    )
     from movierec.results import write_result
+    from movierec.schema import eval_section
     from movierec.score_rows import with_saved_rows
+    from movierec.trained import MODELS_DIR, load_model
 
     eval_params = eval_section(params)
     data = load_processed(processed)

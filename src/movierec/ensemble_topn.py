@@ -33,7 +33,7 @@ TOPN_DIR = Path("data/ensemble_topn")
 
 def member_names(params: Params, p: TopNBlendParams) -> list[str]:
     """``ensemble_topn.models``, or every trained model (subset models excluded)."""
-    from movierec.pipeline import trained_models
+    from movierec.trained import trained_models
 
     trained = trained_models(params)
     names = list(p.models) or trained
@@ -206,7 +206,7 @@ def fit_topn_blend(
 
 def load_topn_blend(params: Params, data: Processed, folder: Path = TOPN_DIR) -> TopNBlend:
     """The fitted blend with its members loaded, ready to score."""
-    from movierec.pipeline import load_model
+    from movierec.trained import load_model
 
     path = folder / "model.npz"
     if not path.is_file():
@@ -224,9 +224,10 @@ def run_topn_blend(params: Params, processed: Path = Path("data/processed")) -> 
     from movierec.dataset import load_processed
     from movierec.evaluate import evaluate
     from movierec.io import atomic_dir
-    from movierec.pipeline import MODELS_DIR, eval_section, load_model
     from movierec.results import write_result
+    from movierec.schema import eval_section
     from movierec.score_rows import with_saved_rows
+    from movierec.trained import MODELS_DIR, load_model
 
     eval_params = eval_section(params)
     k = eval_params.k[0]

@@ -116,7 +116,7 @@ def run_insight(params: Params, data: Processed, out: Path = Path("metrics/insig
     """Maps for every trained model with movie vectors, unit reports for every model with
     hidden units; returns one line per written file. Models are asked, never named."""
     from movierec.models.registry import providing
-    from movierec.pipeline import load_model, trained_models
+    from movierec.trained import load_model, trained_models
 
     p = insight_section(params)
     names = trained_models(params)

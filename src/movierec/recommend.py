@@ -14,7 +14,7 @@ from movierec.dataset import Processed
 from movierec.errors import LookupFailed, MovierecError
 from movierec.metrics import top_k
 from movierec.models.base import Recommender
-from movierec.pipeline import MODELS_DIR, load_model
+from movierec.trained import MODELS_DIR, load_model
 
 # The blends: not registry families (their stages fit them from the other models).
 BLEND_DIRS = {"ensemble": Path("data/ensemble"), "ensemble_topn": Path("data/ensemble_topn")}

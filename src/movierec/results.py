@@ -4,8 +4,8 @@
   metrics, so ``dvc exp show`` and ``dvc metrics diff`` stay a screenful.
 - ``metrics/details/<model>.json``: every metric (all cut-offs, rounded RMSE,
   coverage, novelty, blend weights ...), git-tracked for the leaderboard.
-- ``data/timings/<model>.json``: seconds and epochs. They differ from machine to
-  machine and run to run, so they stay out of git (``movierec bench`` records them).
+- ``data/timings/<model>.json``: seconds and epochs (:mod:`movierec.timings`). They
+  differ from run to run, so they stay out of git and out of DVC's hashes.
 - ``data/per_user/<model>.parquet``: per split and user, the number of ratings,
   squared-error sum and NDCG@k: what the significance tests pair across models
   (and ``movierec compare`` across revisions). Large, so DVC-cached, not in git.
@@ -20,19 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from movierec.io import write_json
+from movierec.timings import is_timing, record_timings
 
 EVAL_METRICS = Path("metrics/eval")
 DETAILS = Path("metrics/details")
-TIMINGS = Path("data/timings")
 PER_USER = Path("data/per_user")
 
 # Headline keys per split ({k} = the first cut-off in evaluate.k).
 HEADLINE = {"val": ("rmse", "ndcg@{k}"), "test": ("rmse", "mae", "ndcg@{k}", "recall@{k}")}
-TIMING_KEYS = ("epochs", "best_epoch")
-
-
-def _is_timing(key: str) -> bool:
-    return "seconds" in key or key in TIMING_KEYS
 
 
 def split_result(result: dict[str, Any], k: int) -> tuple[dict, dict, dict]:
@@ -40,11 +35,11 @@ def split_result(result: dict[str, Any], k: int) -> tuple[dict, dict, dict]:
     details: dict[str, Any] = {}
     timings: dict[str, Any] = {}
     for key, value in result.items():
-        if _is_timing(key):
+        if is_timing(key):
             timings[key] = value
         elif isinstance(value, dict) and key in HEADLINE:
-            details[key] = {m: v for m, v in value.items() if not _is_timing(m)}
-            timings |= {f"{key}_{m}": v for m, v in value.items() if _is_timing(m)}
+            details[key] = {m: v for m, v in value.items() if not is_timing(m)}
+            timings |= {f"{key}_{m}": v for m, v in value.items() if is_timing(m)}
         else:
             details[key] = value
     headline = {
@@ -66,7 +61,7 @@ def write_result(name: str, result: dict[str, Any], k: int) -> None:
     headline, details, timings = split_result(result | {"model": name}, k)
     write_per_user(PER_USER / f"{name}.parquet", per_user)
     write_json(DETAILS / f"{name}.json", details)
-    write_json(TIMINGS / f"{name}.json", timings)
+    record_timings(name, timings)
     write_json(EVAL_METRICS / f"{name}.json", headline)
 
 

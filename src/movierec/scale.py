@@ -55,19 +55,26 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def run_scale(
-    root: Path, sizes: list[int], models: list[str] | None, progress: bool = True
+    root: Path,
+    sizes: list[int],
+    models: list[str] | None,
+    progress: bool = True,
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    """Bench ``models`` at every size; the record with one row per (size, stage)."""
+    """Bench ``models`` at every size; the record with one row per (size, stage).
+    ``profile``: a ``profiles.yaml`` entry applied at every size (e.g. ``ml-25m``)."""
     import sys
 
     from movierec.bench import machine, run_bench
 
-    record: dict[str, Any] = {"machine": machine(), "sizes": [], "rows": []}
+    record: dict[str, Any] = {"machine": machine(), "profile": profile, "sizes": [], "rows": []}
     for n in sizes:
         users, items = shape(n)
         if progress:
             print(f"scale: {n:,} ratings ({users:,} users, {items:,} movies)", file=sys.stderr)
-        data = {"synthetic": {"n_ratings": n, "n_users": users, "n_items": items}}
+        data: dict[str, Any] = {"synthetic": {"n_ratings": n, "n_users": users, "n_items": items}}
+        if profile:
+            data["profile"] = profile
         bench = run_bench(
             root,
             "synthetic",
@@ -105,11 +112,22 @@ def _stage_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
         )
     ]
     for name, fit in bench["models"].items():
-        rows.append(row(name, "train", fit["train_seconds"], fit["peak_rss_mib"]))
-        rows.append(row(name, "evaluate", fit["eval_seconds"], fit["peak_rss_mib"]))
+        train = row(name, "train", fit["train_seconds"], fit["peak_rss_mib"])
+        train |= {"epochs": fit["epochs"], "seconds_per_epoch": fit["seconds_per_epoch"]}
+        judged = row(name, "evaluate", fit["eval_seconds"], fit["peak_rss_mib"])
+        judged |= {"test_rmse": fit["test_rmse"], "test_ndcg@10": fit["test_ndcg@10"]}
+        rows += [train, judged]
     for name, why in (bench["skipped"] | bench["failed"]).items():
         rows.append(row(name, "train", None, None, why))
     return rows
+
+
+def _quality(row: dict[str, Any]) -> str:
+    if row.get("epochs") and row["epochs"] > 1:
+        return f" ({row['epochs']} x {row['seconds_per_epoch']:.1f} s)"
+    named = {"RMSE": row.get("test_rmse"), "NDCG@10": row.get("test_ndcg@10")}
+    parts = [f"{key} {value:.4f}" for key, value in named.items() if value is not None]
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 def scale_table(record: dict[str, Any]) -> str:
@@ -118,14 +136,16 @@ def scale_table(record: dict[str, Any]) -> str:
     cells: dict[tuple[str, str], dict[int, str]] = {}
     for row in record["rows"]:
         cell = (
-            f"{row['seconds']:.1f} s / {row['peak_rss_mib']:,.0f} MiB"
+            f"{row['seconds']:.1f} s / {row['peak_rss_mib']:,.0f} MiB" + _quality(row)
             if row["seconds"] is not None
             else f"refused: {row['status']}"
         )
         cells.setdefault((row["family"], row["stage"]), {})[row["ratings"]] = cell
     head = " | ".join(f"{n:,} ratings" for n in sizes)
+    profile = f" Profile: {record['profile']}." if record.get("profile") else ""
     lines = [
-        f"Machine: {record['machine']}. Seconds / peak resident memory of each child process.",
+        f"Machine: {record['machine']}.{profile} Seconds / peak resident memory of each "
+        "child process; train: epochs x seconds each; evaluate: test RMSE and NDCG@10.",
         "",
         f"| family | stage | {head} |",
         "|---|---|" + "---:|" * len(sizes),

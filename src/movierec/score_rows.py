@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +58,10 @@ class RowSink:
         )
         self.scored = np.zeros(data.n_users, dtype=bool)
 
-    @property
-    def add(self) -> Callable[[np.ndarray, np.ndarray], None] | None:
-        return self._add if self.rows is not None else None
-
-    def _add(self, users: np.ndarray, scores: np.ndarray) -> None:
-        assert self.rows is not None
+    def add(self, users: np.ndarray, scores: np.ndarray) -> None:
+        """Store ``scores`` as the rows of ``users`` (nothing, when rows are not saved)."""
+        if self.rows is None:
+            return
         self.rows[users] = scores
         self.scored[users] = True
 

@@ -56,7 +56,7 @@ def movie_vectors(model: str, data: Processed, params: Params) -> tuple[np.ndarr
     """Unit-length movie vectors ``(n_items, d)`` of a trained model and the mask of movies
     that have one; any family that provides ``movie_vectors`` qualifies."""
     from movierec.models.registry import MODELS, providing
-    from movierec.pipeline import load_model
+    from movierec.trained import load_model
 
     able = providing("movie_vectors", list(MODELS))
     if model not in able:

@@ -65,8 +65,8 @@ def preprocess() -> None:
 def train(model: str) -> None:
     _pin_threads()
     from movierec import distributed
-    from movierec.pipeline import train_model
     from movierec.schema import train_section
+    from movierec.train_stage import train_model
 
     params = load_params()
     section = train_section(params)
@@ -89,7 +89,7 @@ def _headline(name: str, result: dict) -> str:
 
 def evaluate(model: str) -> None:
     _pin_threads()
-    from movierec.pipeline import evaluate_model
+    from movierec.evaluate_stage import evaluate_model
 
     print(_headline(model, evaluate_model(model, load_params())))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +11,7 @@ from torch import nn
 
 from movierec.config import ConfigError
 from movierec.dataset import Processed
-from movierec.models.layers import ROW_BLOCK, dense_tail, fold_tail, live_units, without_dead_units
+from movierec.models.layers import PairTerm, fold_tail, pair_rows
 from movierec.models.torch_base import TorchRecommender
 from movierec.training import Optimizer, Schedule, TrainConfig
 
@@ -240,44 +239,19 @@ class EmbeddingTrunk(nn.Module):
         return self.blocks(self.emb_drop(x))
 
     @torch.no_grad()
-    def full_rows(
-        self,
-        users: torch.Tensor,
-        layers: list[tuple[torch.Tensor, torch.Tensor]],
-        budget: int = ROW_BLOCK,
-    ) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(start, outputs (b * n_items, out))`` of the folded ``layers`` for every
-        (user, item) of ``users``, in blocks of users (eval mode).
-
-        The first linear layer splits into a user part and an item part, so the item
-        part is computed once and added to each user's part; the product part
-        ``(u * i) @ Wp^T`` is ``i @ (Wp diag(u))^T``, one batched product per block.
-        """
+    def first_parts(
+        self, users: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, PairTerm | None]:
+        """The first layer split for full rows (eval mode): a user part, a movie part
+        computed once for all movies, and the product term ``(u * i) @ Wp^T`` if any."""
         first = self.blocks[0]
         dim = self.user.embedding_dim
         item_w = self.item.weight
         item_part = item_w @ first.weight[:, dim : 2 * dim].T + first.bias  # (items, h)
         user_emb = self.user(users)
         user_part = user_emb @ first.weight[:, :dim].T  # (users, h)
-        w_prod = first.weight[:, 2 * dim :]
-        bound = None
-        if self.product:  # largest u_d * i_d * w over the box of user and movie values
-            corners = torch.stack(
-                [a * b for a in user_emb.aminmax(dim=0) for b in item_w.aminmax(dim=0)]
-            )  # (4, d)
-            bound = (w_prod[:, None, :] * corners[None]).amax(1).sum(-1)
-        alive = live_units(user_part, item_part, bound)
-        user_part, item_part, layers = without_dead_units(user_part, item_part, layers, alive)
-        if alive is not None:
-            w_prod = w_prod[alive]
-        n_items, hidden = item_part.shape
-        step = max(1, budget // (n_items * hidden))
-        for lo in range(0, users.shape[0], step):
-            x = user_part[lo : lo + step, None, :] + item_part[None]  # (b, items, h)
-            if self.product:
-                scaled = user_emb[lo : lo + step, None, :] * w_prod[None]
-                x.baddbmm_(item_w.expand(x.shape[0], -1, -1), scaled.transpose(1, 2))
-            yield lo, dense_tail(x.reshape(-1, hidden), layers)
+        product = PairTerm(user_emb, item_w, first.weight[:, 2 * dim :]) if self.product else None
+        return user_part, item_part, product
 
 
 class TrunkHead(nn.Module):
@@ -296,7 +270,8 @@ class TrunkHead(nn.Module):
         users = batch["user"]
         layers = fold_tail(self.trunk.blocks[1:], self.head)  # eval mode: BatchNorm folded
         out = torch.empty((len(users), n_items), device=users.device)
-        for lo, logits in self.trunk.full_rows(users, layers):
+        user_part, item_part, product = self.trunk.first_parts(users)
+        for lo, logits in pair_rows(user_part, item_part, layers, pair_term=product):
             scores = self.from_logits(logits).float().reshape(-1, n_items)
             out[lo : lo + scores.shape[0]] = scores
         return out

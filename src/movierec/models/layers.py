@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -171,6 +172,30 @@ def fold_tail(
     return layers
 
 
+@dataclass
+class PairTerm:
+    """A first-layer term that depends on both sides of a pair: ``(u * i) @ W^T`` for user
+    vectors ``users (n_users, d)``, movie vectors ``items (n_items, d)``, ``weight (h, d)``.
+
+    Per block it is ``i @ (W diag(u))^T``: one batched product, no (pairs, d) tensor."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    weight: torch.Tensor
+
+    def bound(self) -> torch.Tensor:
+        """Per unit, the largest value over the box of user and movie values."""
+        corners = torch.stack(
+            [a * b for a in self.users.aminmax(dim=0) for b in self.items.aminmax(dim=0)]
+        )  # (4, d)
+        return (self.weight[:, None, :] * corners[None]).amax(1).sum(-1)
+
+    def add_(self, x: torch.Tensor, users: slice, items: slice) -> None:
+        """Add the term for ``users`` x ``items`` to ``x (b, m, h)`` in place."""
+        scaled = self.users[users, None, :] * self.weight[None]  # (b, h, d)
+        x.baddbmm_(self.items[items].expand(x.shape[0], -1, -1), scaled.transpose(1, 2))
+
+
 def live_units(
     user_part: torch.Tensor, item_part: torch.Tensor, extra_bound: torch.Tensor | None = None
 ) -> torch.Tensor | None:
@@ -189,19 +214,6 @@ def live_units(
     return None if bool(alive.all()) or not bool(alive.any()) else alive
 
 
-def without_dead_units(
-    user_part: torch.Tensor,
-    item_part: torch.Tensor,
-    layers: list[tuple[torch.Tensor, torch.Tensor]],
-    alive: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """First-layer halves and folded layers restricted to the ``alive`` units."""
-    if alive is None:
-        return user_part, item_part, layers
-    (weight, bias), rest = layers[0], layers[1:]
-    return user_part[:, alive], item_part[:, alive], [(weight[:, alive], bias), *rest]
-
-
 def dense_tail(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """``(pairs, hidden)`` first-layer pre-activations -> outputs of the folded layers.
     ``x`` is overwritten (ReLU in place): callers pass a scratch block."""
@@ -215,13 +227,23 @@ def pair_rows(
     item_part: torch.Tensor,
     layers: list[tuple[torch.Tensor, torch.Tensor]],
     budget: int = ROW_BLOCK,
+    pair_term: PairTerm | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(start, out (b, n_items, out_dim))`` for blocks of users: first-layer halves
-    ``user_part (users, h)`` + ``item_part (items, h)`` through :func:`dense_tail`.
+    ``user_part (users, h)`` + ``item_part (items, h)`` (+ ``pair_term``) through
+    :func:`dense_tail`, leaving out the units no pair can switch on (:func:`live_units`).
     Users go in blocks and, on catalogues wider than the budget, movies too, so memory
     stays bounded at any size."""
-    alive = live_units(user_part, item_part)
-    user_part, item_part, layers = without_dead_units(user_part, item_part, layers, alive)
+    alive = live_units(user_part, item_part, pair_term.bound() if pair_term else None)
+    if alive is not None:
+        (weight, bias), rest = layers[0], layers[1:]
+        user_part, item_part, layers = (
+            user_part[:, alive],
+            item_part[:, alive],
+            [(weight[:, alive], bias), *rest],
+        )
+        if pair_term is not None:
+            pair_term = replace(pair_term, weight=pair_term.weight[alive])
     n_users = user_part.shape[0]
     n_items, hidden = item_part.shape
     out_dim = layers[-1][0].shape[0]
@@ -231,15 +253,18 @@ def pair_rows(
         for u in range(n_users):
             row = torch.empty((1, n_items, out_dim), dtype=item_part.dtype, device=item_part.device)
             for lo in range(0, n_items, items):
-                row[0, lo : lo + items] = dense_tail(
-                    user_part[u] + item_part[lo : lo + items], layers
-                )
+                x = (user_part[u] + item_part[lo : lo + items])[None]
+                if pair_term is not None:
+                    pair_term.add_(x, slice(u, u + 1), slice(lo, lo + items))
+                row[0, lo : lo + items] = dense_tail(x[0], layers)
             yield u, row
         return
     step = max(1, budget // per_user)
     for lo in range(0, n_users, step):
-        x = (user_part[lo : lo + step, None, :] + item_part[None]).reshape(-1, hidden)
-        yield lo, dense_tail(x, layers).reshape(-1, n_items, out_dim)
+        x = user_part[lo : lo + step, None, :] + item_part[None]  # (b, items, h)
+        if pair_term is not None:
+            pair_term.add_(x, slice(lo, lo + step), slice(None))
+        yield lo, dense_tail(x.reshape(-1, hidden), layers).reshape(-1, n_items, out_dim)
 
 
 def padded_range(data: Processed, pad: float) -> tuple[float, float]:

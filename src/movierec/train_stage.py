@@ -1,0 +1,106 @@
+"""What ``train@<model>`` does, as a library function (the stage, the CLI and the
+tests run this one copy). Evaluation lives in :mod:`movierec.evaluate_stage`, so a
+change to how models are judged does not retrain them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from movierec import distributed
+from movierec.config import Params
+from movierec.dataset import Processed, load_processed
+from movierec.errors import MovierecError
+from movierec.io import atomic_dir, write_json
+from movierec.models.base import FitContext, Recommender
+from movierec.models.registry import create
+from movierec.schema import check_model_sections, eval_section, train_section
+from movierec.timings import record_timings
+from movierec.trained import MODELS_DIR, check_known
+
+TRAIN_METRICS = Path("metrics/train")
+
+
+def _check_inputs(model: Recommender, data: Processed) -> None:
+    if "sequences" in model.needs and not data.meta.get("has_timestamps"):
+        raise MovierecError(
+            f"{model.name} needs the order of each user's ratings, but {data.meta['dataset']} has no "
+            f"timestamps; remove {model.name} from train.models in params.yaml"
+        )
+
+
+def train_model(
+    name: str, params: Params, processed: Path = Path("data/processed")
+) -> dict[str, Any]:
+    """Fit one model; write its state to ``data/models/<name>`` and curves to ``metrics/train/<name>``.
+
+    Under ``torchrun`` every rank trains (data parallel) and rank 0 alone writes; the
+    returned summary is empty on the other ranks."""
+    check_known(name)
+    section = train_section(params)
+    check_model_sections(params)
+    model = create(name, params)  # validates models.<name> before any work
+    protocol = eval_section(params)
+    device = distributed.device_for(section.device)
+    world = distributed.setup(device)
+    try:
+        if section.threads:  # the node's threads are shared by its ranks
+            torch.set_num_threads(max(1, section.threads // world.local_size))
+        data = load_processed(processed)
+        _check_inputs(model, data)
+        ctx = FitContext(
+            seed=params.seed,
+            device=device,
+            amp=section.amp,
+            rank_k=protocol.k[0],
+            threshold=protocol.threshold,
+            threads=section.threads,
+        )
+        if world.is_main:
+            return _fit_and_write(name, model, data, ctx)
+        if model.data_parallel:  # the others are fitted by rank 0 alone
+            model.fit(data.for_training(), replace(ctx, progress=False))
+        return {}
+    finally:
+        distributed.teardown()
+
+
+def _fit_and_write(
+    name: str, model: Recommender, data: Processed, ctx: FitContext
+) -> dict[str, Any]:
+    """Fit with the learning curves logged by dvclive; write model and curves atomically.
+
+    ``fit.json`` (hashed by DVC) holds only what a rerun reproduces: epochs, the best
+    epoch, the device and the data's fingerprint; seconds go to ``data/timings``."""
+    from dvclive import Live
+
+    with atomic_dir(TRAIN_METRICS / name) as live_dir:
+        with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+
+            def log_epoch(entry: dict[str, float]) -> None:
+                for key, value in entry.items():  # seconds stay out of git
+                    if (
+                        key not in ("epoch", "seconds")
+                        and value is not None
+                        and math.isfinite(value)
+                    ):
+                        live.log_metric(key, value)
+                live.next_step()
+
+            report = model.fit(data.for_training(), replace(ctx, log_epoch=log_epoch))
+            fit = {
+                "epochs": report.epochs,
+                "best_epoch": report.best_epoch,
+                "device": report.device,
+            }
+            live.summary.update({"epochs": report.epochs, "best_epoch": report.best_epoch})
+        with atomic_dir(MODELS_DIR / name) as model_dir:
+            model.save(model_dir)
+            write_json(model_dir / "fit.json", fit | {"data": data.fingerprint()})
+    seconds = {"train_seconds": report.train_seconds, "seconds_to_best": report.seconds_to_best}
+    record_timings(name, fit | seconds)
+    return fit | seconds

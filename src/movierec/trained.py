@@ -1,0 +1,57 @@
+"""Where trained models live and how they come back for scoring.
+
+Shared by every reader of ``data/models`` (evaluation, the blends, insight,
+``recommend``/``similar``), so none of them depends on the training code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from movierec.config import ConfigError, Params
+from movierec.dataset import Processed
+from movierec.errors import DataError
+from movierec.models.base import Recommender
+from movierec.models.registry import MODELS, create
+from movierec.schema import train_section
+
+MODELS_DIR = Path("data/models")
+
+
+def trained_models(params: Params) -> list[str]:
+    """Every model the pipeline trains: ``train.models`` plus families of other stages."""
+    extra = [n for n, (cls, _) in MODELS.items() if cls.trained_by != "train"]
+    return train_section(params).models + extra
+
+
+def check_known(name: str) -> None:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+
+
+def check_same_data(folder: Path, data: Processed) -> None:
+    """A model trained on another data set (or another split) would score wrong movies."""
+    fit = folder / "fit.json"
+    if not fit.is_file():
+        return
+    trained = json.loads(fit.read_text()).get("data")
+    now = data.fingerprint()
+    if trained is not None and trained != now:
+
+        def describe(d: dict) -> str:
+            return f"{d.get('dataset')}: {d.get('n_users')} users, {d.get('n_items')} movies"
+
+        raise DataError(
+            f"{folder}: trained on other data ({describe(trained)}) than data/processed "
+            f"({describe(now)}); run `dvc repro` (or `dvc repro train@{folder.name}`) first"
+        )
+
+
+def load_model(name: str, params: Params, data: Processed) -> Recommender:
+    """A trained model, ready to score."""
+    check_known(name)
+    model = create(name, params)
+    check_same_data(MODELS_DIR / name, data)
+    model.load_state(MODELS_DIR / name, data)
+    return model
