@@ -147,9 +147,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     mirror = args.mirror or os.environ.get("MOVIELENS_MIRROR") or ""
     overrides = _read_yaml(args.overrides) if args.overrides else None
     if args.profile:
-        overrides = (overrides or {}) | {
-            "data": {**(overrides or {}).get("data", {}), "profile": args.profile}
-        }
+        from movierec.config import merge_params
+
+        overrides = merge_params(overrides or {}, {"data": {"profile": args.profile}})
     record = run_bench(Path.cwd(), args.dataset, mirror, overrides, args.models)
     write_bench(
         record,
