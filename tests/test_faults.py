@@ -325,7 +325,7 @@ def test_custom_file_errors_name_the_users_file(tmp_path):
         preprocess(tmp_path / "raw" / "custom", tmp_path / "processed", params.data, 1)
     message = str(err.value)
     assert message.startswith(str(mine.resolve())) and "line 3" in message
-    assert "dvc repro -f download" in message
+    assert message.endswith("after fixing it, run `dvc repro` again")
 
 
 def test_one_non_numeric_user_id_among_numbers_names_its_line(tmp_path):

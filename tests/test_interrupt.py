@@ -85,3 +85,48 @@ def test_sigkill_keeps_the_previous_model_and_the_next_run_completes(tiny_projec
     assert "best epoch" in out or "epoch" in out
     assert not list((tiny_project / "metrics" / "train").glob(".mf.*"))
     assert (model_dir / "model.npz").is_file()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_killing_the_launcher_alone_stops_the_stage(tiny_project: Path):
+    """As `kill <pid of dvc>` does: the stage, run through a shell as DVC runs it, is not
+    left behind as an orphan; it stops as for SIGTERM and leaves nothing half-written."""
+    _long_training(tiny_project, 400)
+    stage = f"{sys.executable} {ROOT / 'stages' / 'train.py'} mf 2> stage.err; true"
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess; subprocess.run(['sh', '-c', {stage!r}])"],
+        cwd=tiny_project,
+        env={**os.environ, "DVC_STAGE": "train@mf"},
+    )
+    _wait_until_training(tiny_project, launcher)
+    (shell,) = _children(launcher.pid)
+    (trainer,) = _children(shell)
+    launcher.kill()
+    launcher.wait(timeout=30)
+    deadline = time.time() + 60
+    while _running(trainer) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _running(trainer), "the stage outlived its launcher"
+    err = (tiny_project / "stage.err").read_text()
+    assert err.startswith("terminated (SIGTERM):") and err.strip().count("\n") == 0, err
+    assert not (tiny_project / "data" / "models" / "mf").exists()
+    assert not list((tiny_project / "metrics" / "train").glob(".mf.*"))

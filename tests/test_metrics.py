@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from movierec.metrics import coverage, ranking_metrics, rating_metrics, round_to_levels, top_k
+from movierec.metrics import (
+    _top_k_exact,
+    coverage,
+    ranking_metrics,
+    rating_metrics,
+    round_to_levels,
+    top_k,
+)
 
 LEVELS = np.array([1, 2, 3, 4, 5], dtype=np.float32)
 
@@ -51,6 +58,34 @@ def test_top_k_equals_a_stable_full_sort(scores, k):
     got = top_k(scores, k)
     assert np.array_equal(got[:, : want.shape[1]], want)
     assert (got[:, want.shape[1] :] == -1).all()
+
+
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 8), st.integers(1, 40)),
+        elements=st.one_of(
+            st.floats(-3, 3, width=32),
+            st.sampled_from([0.5, 1.0, -np.inf, np.nan]),
+        ),
+    ),
+    st.integers(1, 12),
+)
+@settings(max_examples=300, deadline=None)
+def test_top_k_fast_path_equals_the_exact_reference(scores, k):
+    """The threaded path must give the reference's lists: same set, ties to the lower
+    id, nothing -inf or nan recommended, whatever mix of ties and gaps a row holds."""
+    assert np.array_equal(top_k(scores, k), _top_k_exact(scores, k))
+
+
+def test_top_k_on_wide_rows_with_boundary_ties():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((64, 5000)).astype(np.float32)
+    scores[::4, 100:110] = scores[::4].max(axis=1, keepdims=True)  # ties straddle the cut
+    scores[1::4, :4990] = -np.inf  # fewer than k finite
+    scores[2, 7] = np.nan
+    for k in (1, 10, 25):
+        assert np.array_equal(top_k(scores, k), _top_k_exact(scores, k))
 
 
 def test_ranking_metrics_by_hand():

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -26,6 +27,8 @@ PROJECT_FILES = [
     ".dvc/config",
     ".dvc/.gitignore",
     ".dvc/plots",
+    "data/custom/README.md",
+    "data/custom/.gitignore",
 ]
 
 
@@ -63,14 +66,14 @@ def test_partial_repro_reproduces_committed_metrics_then_nothing_to_do(
     the committed metrics, and a second repro has nothing to do. (`.ci/run` reproduces the
     whole default pipeline with `movierec check-repro`.)"""
     proj = _project(tmp_path)
-    targets = ["evaluate@mf_bias", "evaluate@rnn"]
+    targets = ["evaluate@mf_bias", "evaluate@item_knn"]  # cheap ones: CI reruns every stage
     first = _run(proj, "dvc", "repro", *targets, mirror=mirror)
     assert first.returncode == 0, first.stdout + first.stderr
     for name in ("ratings.parquet", "users.parquet", "items.parquet", "matrices.npz"):
         assert (proj / "data" / "processed" / name).is_file()
     stats = json.loads((proj / "metrics" / "data.json").read_text())
     assert (stats["ratings"]["total"], stats["users"], stats["items"]) == (100_000, 943, 1_682)
-    for name in ("mf_bias", "rnn"):
+    for name in ("mf_bias", "item_knn"):
         fresh = json.loads((proj / "metrics" / "eval" / f"{name}.json").read_text())["test"]
         committed = json.loads((ROOT / "metrics" / "eval" / f"{name}.json").read_text())["test"]
         for key in ("rmse", "mae", "ndcg@10"):
@@ -105,6 +108,48 @@ def test_any_subset_of_models_completes_dvc_repro(tmp_path: Path):
     assert "No model in train.models has hidden units" in units
     status = _run(proj, "dvc", "status", mirror=None)
     assert "changed" not in status.stdout, status.stdout
+
+
+def test_a_fixed_custom_file_is_picked_up_by_dvc_repro(tmp_path: Path):
+    """The user's custom file lives outside the project and DVC tracks it: after fixing it,
+    a plain `dvc repro` reruns from the download; after changing it, the same; with no
+    change, nothing runs."""
+    proj = _project(tmp_path)
+    mine = tmp_path / "elsewhere" / "ratings.csv"
+    mine.parent.mkdir()
+    rng = np.random.default_rng(0)
+    rows = [
+        f"{u},{i},{rng.integers(1, 6)}"
+        for u in range(1, 61)
+        for i in rng.choice(np.arange(1, 41), 20, replace=False)
+    ]
+    header = "user_id,item_id,rating\n"
+    mine.write_text(header + "\n".join(rows[:-1]) + "\nx7,3,4\n")  # one bad id, last line
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["data"]["dataset"] = "custom"
+    params["data"]["custom"] = {"ratings": str(mine)}
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    broken = _run(proj, "dvc", "repro", "preprocess", mirror=None)
+    assert broken.returncode != 0
+    assert f"{mine.resolve()}: line 1201: user_id 'x7'" in broken.stderr, broken.stderr
+
+    mine.write_text(header + "\n".join(rows) + "\n")  # fixed in place
+    fixed = _run(proj, "dvc", "repro", "preprocess", mirror=None)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    stats = json.loads((proj / "metrics" / "data.json").read_text())
+    assert stats["ratings"]["total"] == 1200
+
+    with mine.open("a") as handle:  # grown: another user's 20 ratings
+        handle.write("".join(f"61,{i},3\n" for i in range(1, 21)))
+    assert "custom@ratings" in _run(proj, "dvc", "status", mirror=None).stdout
+    grown = _run(proj, "dvc", "repro", "preprocess", mirror=None)
+    assert grown.returncode == 0, grown.stdout + grown.stderr
+    stats = json.loads((proj / "metrics" / "data.json").read_text())
+    assert stats["ratings"]["total"] == 1220
+
+    again = _run(proj, "dvc", "repro", "preprocess", mirror=None)
+    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
 
 
 def test_tampered_params_fail_before_any_work(tmp_path: Path):

@@ -14,7 +14,7 @@ from movierec.dataset import load_processed
 from movierec.evaluate import evaluate
 from movierec.metrics import popularity_metrics
 from movierec.models.base import FitContext
-from movierec.models.ease import ease_weights
+from movierec.models.ease import ease_weights, neighbourhood_weights
 from movierec.models.registry import MODELS
 from movierec.schema import EvalParams
 
@@ -110,6 +110,53 @@ def test_ease_matches_a_direct_solve_per_movie():
         direct = np.linalg.solve(xo.T @ xo + lam * np.eye(7), xo.T @ x[:, j])
         assert np.allclose(b[others, j], direct, atol=1e-8)
         assert b[j, j] == 0.0
+
+
+def test_ease_neighbourhood_is_the_dense_solve_when_every_movie_is_a_neighbour():
+    import scipy.sparse as sp
+    import torch
+
+    rng = np.random.default_rng(1)
+    x = sp.csr_matrix((rng.random((80, 23)) < 0.3).astype(np.float32))
+    dense = ease_weights(torch.from_numpy(x.T.toarray() @ x.toarray()).double(), 7.0).numpy()
+    sparse = neighbourhood_weights(x, 7.0, k=22).toarray()
+    assert np.allclose(sparse, dense, atol=1e-5)
+    assert np.all(np.diag(sparse) == 0)
+
+
+def test_ease_neighbourhood_regresses_each_movie_on_its_most_co_rated():
+    """With k < n_items - 1: column j holds weights only on j's k most co-rated movies
+    (ties to the lower id), and they are the ridge solve on exactly those movies."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(2)
+    dense_x = (rng.random((120, 40)) < 0.25).astype(np.float64)
+    x, k, lam = sp.csr_matrix(dense_x.astype(np.float32)), 6, 3.0
+    b = neighbourhood_weights(x, lam, k).toarray()
+    gram = dense_x.T @ dense_x
+    for j in range(40):
+        counts = gram[:, j].copy()
+        counts[j] = -np.inf
+        support = np.argsort(-counts, kind="stable")[:k]
+        direct = np.linalg.solve(gram[np.ix_(support, support)] + lam * np.eye(k), gram[support, j])
+        assert np.allclose(b[support, j], direct, atol=1e-5)
+        assert np.count_nonzero(b[:, j]) <= k
+
+
+def test_ease_above_dense_max_items_is_sparse_and_still_ranks(clustered, pop_ndcg):
+    """A catalogue over `dense_max_items` gets the neighbourhood variant, not a refusal:
+    sparse weights, saved and loaded, movie vectors of bounded width, planted tastes found."""
+    import scipy.sparse as sp
+
+    model, _ = _fit("ease", clustered, dense_max_items=50, neighbours=30)
+    assert sp.issparse(model.b_) and model.b_.nnz <= 30 * clustered.n_items
+    assert _ndcg(model, clustered) > max(0.4, 2 * pop_ndcg)
+    again = MODELS["ease"][0](model.params)
+    again.set_state(model.state(), clustered)
+    users = np.arange(20)
+    assert np.array_equal(again.score_users(users), model.score_users(users))
+    vectors, rated = model.movie_vectors()
+    assert vectors.shape == (clustered.n_items, 64) and rated.shape == (clustered.n_items,)
 
 
 def test_same_seed_identical_rankings(clustered):

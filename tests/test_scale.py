@@ -42,14 +42,15 @@ def test_sizes_parse_and_bad_ones_are_one_line():
 def test_scale_times_every_stage_and_records_refusals(tmp_path, monkeypatch, capsys):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["models"]["mf_bias"]["epochs"] = 2
-    params["models"]["ease"]["max_items"] = 100  # refused once the catalogue outgrows it
+    params["models"]["ease"]["dense_max_items"] = 100  # the sparse variant past 100 movies
+    params["models"]["mf"] |= {"lr": 1e30, "epochs": 1}  # diverges: refused at every size
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     profile = {"tiny": {"models": {"mf_bias": {"epochs": 1, "patience": 1}}}}
     (tmp_path / "profiles.yaml").write_text(yaml.safe_dump(profile))
     monkeypatch.chdir(tmp_path)
     main(
         ["bench", "--scale", "--sizes", "1500,6000", "--profile", "tiny"]
-        + ["--models", "bias", "mf_bias", "ease"]
+        + ["--models", "bias", "mf_bias", "ease", "mf"]
     )
 
     record = json.loads((tmp_path / "metrics" / "scale.json").read_text())
@@ -66,16 +67,14 @@ def test_scale_times_every_stage_and_records_refusals(tmp_path, monkeypatch, cap
     assert rows[(6000, "mf_bias", "evaluate")]["test_rmse"] > 0
     movies = {s["ratings"]: s["movies"] for s in record["sizes"]}
     for n in (1500, 6000):
-        ease = rows[(n, "ease", "train")]
-        if movies[n] > 100:
-            assert ease["seconds"] is None and "max_items" in ease["status"]
-        else:
-            assert ease["status"] == "ok"
+        assert rows[(n, "ease", "train")]["status"] == "ok"  # dense, then sparse
+        refused = rows[(n, "mf", "train")]
+        assert refused["seconds"] is None and "lower the learning rate" in refused["status"]
     assert any(movies[n] > 100 for n in movies)
 
     csv = (tmp_path / "metrics" / "scale.csv").read_text().splitlines()
     assert csv[0] == "ratings,users,movies,family,stage,seconds,peak_rss_mib"
     assert len(csv) - 1 == sum(r["seconds"] is not None for r in record["rows"])
     table = (tmp_path / "metrics" / "scale.md").read_text()
-    assert "| ease | train |" in table and "refused:" in table
+    assert "| mf | train |" in table and "refused:" in table
     assert "| preprocess | preprocess |" in capsys.readouterr().out

@@ -44,6 +44,12 @@ def _read_yaml(path: str) -> dict:
     return loaded or {}
 
 
+def steps_argument(name: str) -> str:
+    from movierec.steps import ONE_ARGUMENT
+
+    return ONE_ARGUMENT[name]
+
+
 def _step(name: str):
     """A pipeline step (``movierec.steps``): the same function its DVC stage runs."""
 
@@ -51,7 +57,7 @@ def _step(name: str):
         from movierec import steps
 
         func = getattr(steps, name)
-        func(args.model) if hasattr(args, "model") and name in steps.PER_MODEL else func()
+        func(args.argument) if name in steps.ONE_ARGUMENT else func()
 
     return run
 
@@ -213,9 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("report", "write the leaderboard from metrics/details"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=_step(name))
-    for name, text in (("train", "train one model"), ("evaluate", "evaluate one model")):
+    for name, text, what in (
+        ("train", "train one model", "model name, e.g. mf_bias"),
+        ("evaluate", "evaluate one model", "model name, e.g. mf_bias"),
+        ("custom", "fingerprint one custom file (DVC tracks it)", "ratings, items or users"),
+    ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("model", help="model name, e.g. mf_bias")
+        p.add_argument("argument", metavar=steps_argument(name), help=what)
         p.set_defaults(func=_step(name))
 
     p = sub.add_parser("recommend", help="top unseen movies for a user, with titles")

@@ -103,6 +103,8 @@ def evaluate(
         score_seconds += time.perf_counter() - t0
         if on_rows is not None:
             on_rows(chunk, scores)
+        if not scores.flags.writeable:
+            scores = scores.copy()
         for st in states.values():
             t1 = time.perf_counter()
             rows = st.target[chunk]
@@ -112,14 +114,17 @@ def evaluate(
                 st.preds.append(scores[coo.row, coo.col])
                 st.truths.append(coo.data)
                 st.pred_users.append(chunk[coo.row])
-            ranked = scores[has].copy()
-            ranked[st.seen[chunk[has]].nonzero()] = -np.inf  # never recommend what the user rated
-            rec = top_k(ranked, kmax)
+            # never recommend what the user rated: -inf in place, put back after the top-k
+            seen_at = st.seen[chunk].nonzero()
+            kept = scores[seen_at]
+            scores[seen_at] = -np.inf
+            rec = top_k(scores if has.all() else scores[has], kmax)
+            scores[seen_at] = kept
             st.users.append(chunk[has])
-            rel_rows = st.relevant[chunk[has]].toarray() > 0
             st.recs.append(rec)
-            st.rels.append(np.take_along_axis(rel_rows, np.maximum(rec, 0), axis=1) & (rec >= 0))
-            st.n_rel.append(rel_rows.sum(axis=1))
+            relevant = st.relevant[chunk[has]]
+            st.rels.append(_in_rows(relevant, rec))
+            st.n_rel.append(np.diff(relevant.indptr))
             st.seconds += time.perf_counter() - t1
     result: dict[str, Any] = {}
     per_user: dict[str, dict[str, np.ndarray]] = {}
@@ -168,6 +173,18 @@ def evaluate(
     result["score_seconds"] = score_seconds
     result["total_eval_seconds"] = time.perf_counter() - t_start
     return result
+
+
+def _in_rows(rows: sp.csr_matrix, rec: np.ndarray) -> np.ndarray:
+    """``rec[i, j]`` is a stored entry of row ``i`` (and not the ``-1`` padding), for every
+    position at once: one sorted search of (row, column) keys instead of dense rows."""
+    n_cols = np.int64(rows.shape[1])
+    rows = rows.sorted_indices() if not rows.has_sorted_indices else rows
+    stored = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr)) * n_cols
+    stored += rows.indices
+    wanted = np.arange(rec.shape[0], dtype=np.int64)[:, None] * n_cols + np.maximum(rec, 0)
+    at = np.minimum(np.searchsorted(stored, wanted), max(stored.size - 1, 0))
+    return (stored[at] == wanted) & (rec >= 0) if stored.size else np.zeros(rec.shape, bool)
 
 
 def _per_user(

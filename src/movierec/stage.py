@@ -13,9 +13,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from movierec.errors import LookupFailed, MovierecError
@@ -47,6 +51,66 @@ def describe_os_error(err: OSError) -> str:
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "busybox"}
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(command name, parent pid) of ``pid`` from /proc; None where there is no /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    return name, int(text[text.rindex(")") + 2 :].split()[1])
+
+
+def launcher_pid() -> int:
+    """The process that started this one, looking through the shell DVC runs a
+    stage's command with (``$SHELL -c ...``) to DVC itself."""
+    pid = os.getppid()
+    stat = _proc_stat(pid)
+    if stat is not None and stat[0] in SHELLS and stat[1] > 1:
+        return stat[1]
+    return pid
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    stat = Path(f"/proc/{pid}/status")
+    return stat.exists() and "State:\tZ" in stat.read_text()  # exited, not yet reaped
+
+
+def stop_with_launcher(poll_seconds: float = 1.0) -> None:
+    """SIGTERM this process when the one that started it exits.
+
+    Killing ``dvc repro`` alone (``kill <pid of dvc>``) would otherwise leave the
+    stage running as an orphan, still writing outputs DVC will never record. With
+    this, the stage stops as for SIGTERM: one line, temporaries removed, exit 143.
+    """
+    launcher = launcher_pid()
+    if launcher <= 1:
+        return
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(launcher)  # Linux: readable once the process exits
+        except (AttributeError, OSError):
+            handle = None
+        if handle is not None:
+            select.select([handle], [], [])
+        else:
+            while not _gone(launcher):
+                time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-launcher", daemon=True).start()
 
 
 def run_cli(main: Callable[[], T], *, exit_code: int = 1) -> T:

@@ -7,14 +7,15 @@ both call these, so there is one implementation of each stage.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from movierec.config import Params, load_raw
 from movierec.config import load_params as _load_params
-from movierec.stage import run_cli
+from movierec.stage import run_cli, stop_with_launcher
 
-PER_MODEL = ("train", "evaluate")
+ONE_ARGUMENT = {"train": "MODEL", "evaluate": "MODEL", "custom": "ROLE"}
 
 
 def load_params() -> Params:
@@ -36,6 +37,17 @@ def _pin_threads() -> None:
 
         torch.set_num_threads(threads)
         threadpool_limits(limits=threads)
+
+
+def custom(role: str) -> None:
+    """Fingerprint the user's file named by ``data.custom.<role>``: DVC tracks the file
+    itself as this stage's dependency, so fixing it and running ``dvc repro`` reruns
+    this stage, whose changed output reruns ``download``."""
+    from movierec.data.download import fingerprint_custom
+
+    params = load_params()
+    record = fingerprint_custom(params.data.custom, role, Path("data/custom"))
+    print(f"data.custom.{role}: {record['path']} (sha256 {record['sha256'][:12]}...)")
 
 
 def download() -> None:
@@ -178,9 +190,11 @@ def report() -> None:
 def run_step(name: str, argv: Sequence[str] = ()) -> None:
     """Entry point of ``stages/<name>.py``: one line on failure, never a traceback."""
     func = globals()[name]
-    if name in PER_MODEL:
+    if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: stop if dvc is killed
+        stop_with_launcher()
+    if name in ONE_ARGUMENT:
         if len(argv) != 1:
-            raise SystemExit(f"usage: python stages/{name}.py MODEL")
+            raise SystemExit(f"usage: python stages/{name}.py {ONE_ARGUMENT[name]}")
         run_cli(lambda: func(argv[0]))
     else:
         run_cli(func)

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from movierec.config import DataParams
+from movierec.config import CustomData, DataParams
 from movierec.data.manifest import MANIFEST, file_digest, write_manifest
 from movierec.data.releases import Release, get_release
 from movierec.errors import DownloadError
-from movierec.io import atomic_dir, atomic_path
+from movierec.io import atomic_dir, atomic_path, write_json
 
 CHUNK = 1 << 20
 
@@ -287,6 +287,34 @@ def copy_custom(files: dict[str, str], dest: Path) -> None:
                 shutil.copyfile(src, out)
             sources[f"{role}{suffix}"] = str(src.resolve())
         write_manifest(tmp, "custom", sources)
+
+
+def fingerprint_custom(files: CustomData, role: str, dest: Path) -> dict[str, object]:
+    """Write ``dest/<role>.json``: the path, size and sha256 of the user's custom file.
+
+    DVC hashes the user's file as the ``custom@<role>`` stage's dependency wherever it
+    lives; this record is the stage's output and a dependency of ``download``, so a
+    changed file reruns the download (and everything after it) on the next ``dvc repro``.
+    """
+    roles = tuple(CustomData.__dataclass_fields__)
+    if role not in roles:
+        raise DownloadError(f"custom: no file role {role!r}; the roles are {', '.join(roles)}")
+    name = getattr(files, role)
+    if not name:
+        raise DownloadError(
+            f"params.yaml: `data.custom.{role}` is empty; name a file or leave the key out"
+        )
+    src = Path(name).expanduser()
+    if not src.is_file():
+        raise DownloadError(f"params.yaml: `data.custom.{role}` names {name}, which does not exist")
+    record = {
+        "role": role,
+        "path": str(src.resolve()),
+        "bytes": src.stat().st_size,
+        "sha256": file_digest(src),
+    }
+    write_json(dest / f"{role}.json", record)
+    return record
 
 
 def acquire(data: DataParams, seed: int, raw_root: Path, cache_dir: Path) -> str:

@@ -445,7 +445,7 @@ def parse_release(folder: Path, dataset: str) -> RawData:
         except DataError as err:
             message = source_of(folder, str(err))
             if message != str(err):  # name the user's own file, and how to bring the fix in
-                message += "; after fixing it, run `dvc repro -f download`"
+                message += "; after fixing it, run `dvc repro` again"
             raise DataError(message) from None
     release = RELEASES[dataset]
     if release.layout == "ml-100k":

@@ -3,8 +3,11 @@
 Scores are ``x_u B`` with ``B = I - P / diag(P)``, ``P = (X^T X + lambda I)^-1``:
 the ridge regression of every movie on all the others, with a zero diagonal so a
 movie never explains itself. One ``n_items x n_items`` Cholesky solve, on the GPU
-when one is present; catalogues above ``max_items`` are refused (the dense Gram would
-not fit), with the way out in the message.
+when one is present, up to ``dense_max_items`` movies. Above that (ML-25M's 62,000
+movies would need 15 GiB a matrix) each movie is regressed on its ``neighbours`` most
+co-rated movies only: the same ridge regression restricted to a support of ``k``,
+solved a block of movies at a time, giving a sparse ``B`` with ``k`` weights per
+movie (exactly the dense solution when ``k = n_items - 1``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.sparse.linalg import svds
 
 from movierec.config import ConfigError
 from movierec.dataset import Processed
-from movierec.errors import MovierecError
+from movierec.metrics import top_k
 from movierec.models.base import FitContext, FitReport
 from movierec.models.ranking import Ranker, Weighting, interactions
 from movierec.training import resolve_device
@@ -29,13 +33,15 @@ from movierec.training import resolve_device
 class EASEParams:
     lambda_: float = 200.0  # L2 penalty (params.yaml key: lambda)
     weighting: Weighting = "rating"  # binary | rating (x = rating / max rating)
-    max_items: int = 40000  # dense n_items^2 weights: ~6 GB in float32 at 40k movies
+    dense_max_items: int = 40000  # dense n_items^2 weights up to here (~6 GB at 40k movies)
+    neighbours: int = 200  # above it: weights on each movie's most co-rated movies only
 
     def validate(self, key: str) -> None:
         if not self.lambda_ > 0:
             raise ConfigError(f"params.yaml: `{key}.lambda` must be positive (got {self.lambda_})")
-        if self.max_items < 1:
-            raise ConfigError(f"params.yaml: `{key}.max_items` must be at least 1")
+        for name in ("dense_max_items", "neighbours"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"params.yaml: `{key}.{name}` must be at least 1")
 
 
 def ease_weights(gram: torch.Tensor, lam: float) -> torch.Tensor:
@@ -71,6 +77,51 @@ def gram_matrix(x: sp.csr_matrix, device: torch.device) -> torch.Tensor:
         return sparse @ torch.from_numpy(x.toarray()).to(device)
 
 
+BLOCK_MOVIES = 256  # movies solved together: their neighbourhoods overlap, so one Gram serves all
+UNION_MAX = 6144  # movies in one block's neighbourhood Gram (6144^2 doubles: 288 MiB)
+
+
+def neighbourhood_weights(x: sp.csr_matrix, lam: float, k: int) -> sp.csr_matrix:
+    """Sparse ``B``: column ``j`` is the ridge regression of movie ``j`` on its ``k`` most
+    co-rated movies ``N`` only, ``B[N, j] = (G_NN + lambda I)^-1 G_Nj`` with ``G = X^T X``.
+
+    EASE's column ``j`` is the same regression on all other movies, so with
+    ``k = n_items - 1`` this is the dense solution. A block of movies at a time: their
+    Gram columns (to pick ``N``, ties to the lower id), the Gram of the union of their
+    neighbourhoods (popular movies are everyone's neighbours, so blocks share most of
+    it; a block whose union passes ``UNION_MAX`` is split), one batched Cholesky solve.
+    Memory O(n_items x block + UNION_MAX^2 + block x k^2).
+    """
+    n = x.shape[1]
+    k = min(k, n - 1)
+    by_movie, by_user = x.tocsc(), x.T.tocsr()
+    rows, cols, vals = [], [], []
+    for lo in range(0, n, BLOCK_MOVIES):
+        movies = np.arange(lo, min(lo + BLOCK_MOVIES, n))
+        g_cols = (by_user @ by_movie[:, movies]).toarray().T.astype(np.float64)  # G[movies, :]
+        g_cols[np.arange(movies.size), movies] = -np.inf  # a movie never explains itself
+        nbrs = top_k(g_cols, k)  # (movies, k) most co-rated, ties to the lower id
+        step = movies.size if np.unique(nbrs).size <= UNION_MAX else max(1, UNION_MAX // k)
+        for at in range(0, movies.size, step):
+            part = slice(at, at + step)
+            union, local = np.unique(nbrs[part], return_inverse=True)
+            local = local.reshape(nbrs[part].shape)
+            g_union = (by_user[union] @ by_movie[:, union]).toarray().astype(np.float64)
+            a = torch.from_numpy(g_union[local[:, :, None], local[:, None, :]])
+            a.diagonal(dim1=1, dim2=2).add_(lam)
+            rhs = torch.from_numpy(np.take_along_axis(g_cols[part], nbrs[part], axis=1))
+            solved = torch.cholesky_solve(rhs[:, :, None], torch.linalg.cholesky(a))
+            rows.append(nbrs[part].ravel())
+            cols.append(np.repeat(movies[part], k))
+            vals.append(solved[:, :, 0].numpy().ravel())
+    b = sp.csr_matrix(
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n, n),
+    )
+    b.eliminate_zeros()
+    return b
+
+
 class EASE(Ranker):
     """Item-item linear autoencoder in closed form; movie vectors are the rows of ``B``."""
 
@@ -79,30 +130,43 @@ class EASE(Ranker):
 
     def fit(self, data: Processed, ctx: FitContext) -> FitReport:
         start = time.perf_counter()
-        if data.n_items > self.params.max_items:
-            raise MovierecError(
-                f"ease: {data.n_items:,} movies exceed models.ease.max_items="
-                f"{self.params.max_items:,} (dense weights need n_items^2 floats); raise it if "
-                "memory allows, or use ials/bpr/sasrec for this catalogue"
-            )
         device = resolve_device(ctx.device)
         self.x_ = interactions(data, self.params.weighting)
-        gram = gram_matrix(self.x_, device)
-        self.b_ = ease_weights(gram, self.params.lambda_).cpu().numpy()
+        if data.n_items > self.params.dense_max_items:
+            self.b_ = neighbourhood_weights(self.x_, self.params.lambda_, self.params.neighbours)
+            device = torch.device("cpu")
+        else:
+            gram = gram_matrix(self.x_, device)
+            self.b_ = ease_weights(gram, self.params.lambda_).cpu().numpy()
         report = self.one_shot_report(data, ctx, start)
         report.device = device.type
         return report
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray(self.x_[users] @ self.b_, dtype=np.float32)
+        scores = self.x_[users] @ self.b_
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
     def movie_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``B``; for the sparse neighbourhood ``B``, its leading singular directions
+        (64), so a wide catalogue never makes a dense ``n_items x n_items`` matrix."""
         rated = np.diff(self.x_.tocsc().indptr) > 0
-        return self.b_, rated
+        if not sp.issparse(self.b_):
+            return self.b_, rated
+        n = self.b_.shape[0]
+        rank = min(64, n - 2)
+        u, s, _ = svds(self.b_.astype(np.float64), k=rank, v0=np.full(n, n**-0.5))
+        return (u * s).astype(np.float32), rated
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"b": self.b_}
+        if not sp.issparse(self.b_):
+            return {"b": self.b_}
+        b = self.b_
+        return {"b_data": b.data, "b_indices": b.indices, "b_indptr": b.indptr}
 
     def set_state(self, state: dict[str, np.ndarray], data: Processed) -> None:
-        self.b_ = state["b"]
+        if "b" in state:
+            self.b_ = state["b"]
+        else:
+            shape = (data.n_items, data.n_items)
+            self.b_ = sp.csr_matrix((state["b_data"], state["b_indices"], state["b_indptr"]), shape)
         self.x_ = interactions(data, self.params.weighting)
