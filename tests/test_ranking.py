@@ -117,7 +117,8 @@ def test_ease_neighbourhood_is_the_dense_solve_when_every_movie_is_a_neighbour()
     import torch
 
     rng = np.random.default_rng(1)
-    x = sp.csr_matrix((rng.random((80, 23)) < 0.3).astype(np.float32))
+    rated = rng.random((80, 23)) < 0.3
+    x = sp.csr_matrix((rated * rng.integers(1, 6, (80, 23)) / 5).astype(np.float32))  # weights
     dense = ease_weights(torch.from_numpy(x.T.toarray() @ x.toarray()).double(), 7.0).numpy()
     sparse = neighbourhood_weights(x, 7.0, k=22).toarray()
     assert np.allclose(sparse, dense, atol=1e-5)

@@ -77,8 +77,25 @@ def gram_matrix(x: sp.csr_matrix, device: torch.device) -> torch.Tensor:
         return sparse @ torch.from_numpy(x.toarray()).to(device)
 
 
-BLOCK_MOVIES = 256  # movies solved together: their neighbourhoods overlap, so one Gram serves all
-UNION_MAX = 6144  # movies in one block's neighbourhood Gram (6144^2 doubles: 288 MiB)
+BLOCK_MOVIES = 256  # movies whose neighbours are picked together
+UNION_MAX = 6144  # movies in one neighbourhood Gram (6144^2 doubles: 288 MiB)
+CALL_COST = 1 << 20  # one sparse product's fixed cost, in Gram cells
+
+
+def _solve_groups(nbrs: np.ndarray, k: int) -> int:
+    """Movies per Gram: where neighbourhoods overlap (popular movies are everyone's
+    neighbours) one Gram of their union serves many movies; where they do not, the union
+    grows with every movie and small groups waste less. Picks the group size with the
+    fewest Gram cells (plus a fixed cost a product), within ``UNION_MAX``."""
+    best, best_cost = 1, float("inf")
+    size = nbrs.shape[0]
+    while size >= 1:
+        unions = [np.unique(nbrs[at : at + size]).size for at in range(0, nbrs.shape[0], size)]
+        cost = sum(u * u + CALL_COST for u in unions)
+        if max(unions) <= max(UNION_MAX, k) and cost < best_cost:
+            best, best_cost = size, cost
+        size //= 2
+    return best
 
 
 def neighbourhood_weights(x: sp.csr_matrix, lam: float, k: int) -> sp.csr_matrix:
@@ -87,29 +104,36 @@ def neighbourhood_weights(x: sp.csr_matrix, lam: float, k: int) -> sp.csr_matrix
 
     EASE's column ``j`` is the same regression on all other movies, so with
     ``k = n_items - 1`` this is the dense solution. A block of movies at a time: their
-    Gram columns (to pick ``N``, ties to the lower id), the Gram of the union of their
-    neighbourhoods (popular movies are everyone's neighbours, so blocks share most of
-    it; a block whose union passes ``UNION_MAX`` is split), one batched Cholesky solve.
-    Memory O(n_items x block + UNION_MAX^2 + block x k^2).
+    co-rating counts (to pick ``N``, ties to the lower id), then for each group of them
+    (:func:`_solve_groups`) the Gram of the union of their neighbourhoods and one batched
+    Cholesky solve. Memory O(n_items x block + UNION_MAX^2 + block x k^2).
     """
     n = x.shape[1]
     k = min(k, n - 1)
     by_movie, by_user = x.tocsc(), x.T.tocsr()
+    rated = by_movie.copy()
+    rated.data[:] = 1.0  # co-rating counts pick the neighbours, whatever the weighting
     rows, cols, vals = [], [], []
     for lo in range(0, n, BLOCK_MOVIES):
         movies = np.arange(lo, min(lo + BLOCK_MOVIES, n))
-        g_cols = (by_user @ by_movie[:, movies]).toarray().T.astype(np.float64)  # G[movies, :]
-        g_cols[np.arange(movies.size), movies] = -np.inf  # a movie never explains itself
-        nbrs = top_k(g_cols, k)  # (movies, k) most co-rated, ties to the lower id
-        step = movies.size if np.unique(nbrs).size <= UNION_MAX else max(1, UNION_MAX // k)
+        counts = (rated.T @ rated[:, movies]).toarray().T.astype(np.float64)  # (movies, n)
+        # count * n + (n - 1 - id): the same order with ties to the lower id, and no ties
+        # left for top_k to settle the slow way (whole numbers: exact below 2^53)
+        counts = counts * n + np.arange(n - 1, -1, -1, dtype=np.float64)
+        counts[np.arange(movies.size), movies] = -np.inf  # a movie never explains itself
+        nbrs = top_k(counts, k)  # (movies, k) most co-rated
+        step = _solve_groups(nbrs, k)
         for at in range(0, movies.size, step):
             part = slice(at, at + step)
-            union, local = np.unique(nbrs[part], return_inverse=True)
-            local = local.reshape(nbrs[part].shape)
+            union, local = np.unique(
+                np.concatenate([nbrs[part].ravel(), movies[part]]), return_inverse=True
+            )
+            local_nbrs = local[: nbrs[part].size].reshape(nbrs[part].shape)
+            local_self = local[nbrs[part].size :]
             g_union = (by_user[union] @ by_movie[:, union]).toarray().astype(np.float64)
-            a = torch.from_numpy(g_union[local[:, :, None], local[:, None, :]])
+            a = torch.from_numpy(g_union[local_nbrs[:, :, None], local_nbrs[:, None, :]])
             a.diagonal(dim1=1, dim2=2).add_(lam)
-            rhs = torch.from_numpy(np.take_along_axis(g_cols[part], nbrs[part], axis=1))
+            rhs = torch.from_numpy(g_union[local_nbrs, local_self[:, None]])
             solved = torch.cholesky_solve(rhs[:, :, None], torch.linalg.cholesky(a))
             rows.append(nbrs[part].ravel())
             cols.append(np.repeat(movies[part], k))
