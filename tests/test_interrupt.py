@@ -88,13 +88,12 @@ def test_sigkill_keeps_the_previous_model_and_the_next_run_completes(tiny_projec
 
 
 def _children(pid: int) -> list[int]:
+    from movierec.stage import _proc_stat
+
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+        info = _proc_stat(int(stat.parent.name))
+        if info is not None and info[1] == pid:
             found.append(int(stat.parent.name))
     return found
 

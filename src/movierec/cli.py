@@ -44,12 +44,6 @@ def _read_yaml(path: str) -> dict:
     return loaded or {}
 
 
-def steps_argument(name: str) -> str:
-    from movierec.steps import ONE_ARGUMENT
-
-    return ONE_ARGUMENT[name]
-
-
 def _step(name: str):
     """A pipeline step (``movierec.steps``): the same function its DVC stage runs."""
 
@@ -219,13 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("report", "write the leaderboard from metrics/details"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=_step(name))
+    from movierec.steps import ONE_ARGUMENT
+
     for name, text, what in (
         ("train", "train one model", "model name, e.g. mf_bias"),
         ("evaluate", "evaluate one model", "model name, e.g. mf_bias"),
         ("custom", "fingerprint one custom file (DVC tracks it)", "ratings, items or users"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("argument", metavar=steps_argument(name), help=what)
+        p.add_argument("argument", metavar=ONE_ARGUMENT[name], help=what)
         p.set_defaults(func=_step(name))
 
     p = sub.add_parser("recommend", help="top unseen movies for a user, with titles")
