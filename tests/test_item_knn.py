@@ -73,3 +73,48 @@ def test_wide_catalogue_needs_no_square_matrix():
     tracemalloc.stop()
     assert nbrs.shape == (20_000, 20_000) and nbrs.getnnz(axis=1).max() <= 50
     assert nbrs.nnz > 0 and peak < 200 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_pair_predictions_equal_the_full_rows():
+    """``predict`` reads each pair off its residual and neighbour rows instead of scoring
+    every movie for every user; it must give the full rows' values, across pair chunks."""
+    from movierec.config import build_section
+    from movierec.models.classic import Baseline, ItemKNN, ItemKNNParams
+
+    n_users, n_items = 60, 90
+    res = _residuals(n_users, n_items, 1_500, seed=11)
+    rng = np.random.default_rng(3)
+    model = ItemKNN(build_section(ItemKNNParams, {"damping": 0.5}, "models.item_knn"))
+    model.base_ = Baseline(3.5, rng.normal(0, 0.3, n_users), rng.normal(0, 0.3, n_items))
+    model.range_ = (1.0, 5.0)
+    model.res_ = res
+    model.neighbours_ = top_k_similarity(res, k=10, shrink=5.0, min_support=1)
+    model.by_neighbour_ = model.neighbours_.T.tocsr()
+    model.pair_chunk = 97  # several chunks, the last one short
+    users = np.arange(n_users)
+    rows = model.score_users(users)
+    pair_user = rng.integers(0, n_users, 1_000)
+    pair_item = rng.integers(0, n_items, 1_000)
+    pairs = model.predict(pair_user, pair_item)
+    assert rows.std() > 0.1  # the neighbours really move the scores
+    np.testing.assert_allclose(pairs, rows[pair_user, pair_item], atol=1e-5)
+
+
+@pytest.mark.parametrize("n_pairs", [0, 1, 7, 3_000])
+def test_classic_pair_predictions_read_the_right_rows(n_pairs):
+    """The classic families predict pairs from blocks of 512 users' full rows; every pair
+    must be read from its own user's row and movie, whatever the order of the pairs."""
+
+    class Rows(classic._Classic):
+        name = "rows"
+
+        def __init__(self) -> None:
+            pass
+
+        def score_users(self, users: np.ndarray) -> np.ndarray:
+            return (users[:, None] * 1000 + np.arange(50)[None, :]).astype(np.float32)
+
+    rng = np.random.default_rng(n_pairs)
+    user, item = rng.integers(0, 1_500, n_pairs), rng.integers(0, 50, n_pairs)
+    expected = (user * 1000 + item).astype(np.float32)
+    np.testing.assert_array_equal(Rows().predict(user, item), expected)
