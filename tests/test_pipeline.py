@@ -82,6 +82,19 @@ def test_partial_repro_reproduces_committed_metrics_then_nothing_to_do(
     second = _run(proj, "dvc", "repro", *targets, mirror=mirror)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout
+    # Byte-code python leaves beside the sources changes nothing.
+    cache = proj / "src" / "movierec" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "cli.cpython-311.pyc").write_bytes(b"\x00" * 16)
+    assert "Running stage" not in _run(proj, "dvc", "repro", *targets, mirror=mirror).stdout
+    # Code no stage runs (the CLI) reruns only the fingerprinting, which finds nothing new.
+    cli = proj / "src" / "movierec" / "cli.py"
+    cli.write_text(cli.read_text() + "\n# an edit outside the pipeline\n")
+    third = _run(proj, "dvc", "repro", *targets, mirror=mirror)
+    assert third.returncode == 0, third.stdout + third.stderr
+    ran = [line for line in third.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'code':"], third.stdout
+    assert "no step's code changed" in third.stdout
 
 
 def test_any_subset_of_models_completes_dvc_repro(tmp_path: Path):

@@ -16,35 +16,54 @@ import yaml
 from movierec.config import load_params
 from movierec.dataset import load_processed
 from movierec.models.registry import MODELS, providing, trainable
-from movierec.stagedeps import step_files
+from movierec.stagedeps import fingerprint, step_files, steps, write_fingerprints
 from movierec.train_stage import train_model
 from movierec.trained import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _code_deps(entry: dict) -> set[str]:
-    return {d for d in entry["deps"] if d.startswith(("src/", "stages/"))}
-
-
-def test_stage_deps_are_exactly_the_code_each_stage_runs():
+def test_each_stage_depends_on_its_steps_code_fingerprint():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    src = ROOT / "src"
+    code = stages.pop("code")
+    assert code["deps"] == ["src/movierec", "stages"]
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in code["outs"]}
+    assert outs == {f"data/code/{name}.txt" for name in stages}
+    assert sorted(stages) == steps(ROOT)
     for name, entry in stages.items():
         entry = entry.get("do", entry)
-        deps = _code_deps(entry)
-        assert f"stages/{name}.py" in deps, name
         script = (ROOT / "stages" / f"{name}.py").read_text()
         assert f'run_step("{name}"' in script, f"stages/{name}.py must call its step"
+        assert f"data/code/{name}.txt" in entry["deps"], name
+        assert not [d for d in entry["deps"] if d.startswith(("src/", "stages/"))], name
+
+
+def test_fingerprint_lists_exactly_the_code_a_step_runs():
+    src = ROOT / "src"
+    for name in steps(ROOT):
+        listed = [line.split("  ", 1)[1] for line in fingerprint(ROOT, name).splitlines()]
         files = {str(p.relative_to(ROOT)) for p in step_files(src, name)}
-        covered = {f for f in files if any(f == d or f.startswith(d + "/") for d in deps)}
-        assert covered == files, f"{name}: deps miss {sorted(files - covered)}"
-        unused = {
-            d
-            for d in deps - {f"stages/{name}.py"}
-            if not any(f == d or f.startswith(d + "/") for f in files)
-        }
-        assert not unused, f"{name}: deps list code it does not run: {sorted(unused)}"
+        assert listed[0] == f"stages/{name}.py"
+        assert set(listed[1:]) == files, name
+    assert "src/movierec/train_stage.py" in fingerprint(ROOT, "train")
+    assert "src/movierec/train_stage.py" not in fingerprint(ROOT, "evaluate")
+    assert "src/movierec/cli.py" not in fingerprint(ROOT, "train")
+
+
+def test_fingerprints_change_only_for_the_steps_whose_code_changed(tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "src" / "movierec", root / "src" / "movierec")
+    shutil.copytree(ROOT / "stages", root / "stages")
+    out = root / "data" / "code"
+    first = write_fingerprints(root, out)
+    assert len(first) == len(steps(ROOT)) and all("source files" in line for line in first)
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    assert write_fingerprints(root, out) == ["no step's code changed"]
+    stage_py = root / "src" / "movierec" / "train_stage.py"
+    stage_py.write_text(stage_py.read_text() + "\n# edited\n")
+    assert write_fingerprints(root, out) == ["train: changed src/movierec/train_stage.py"]
+    after = {p.name: p.read_text() for p in out.iterdir()}
+    assert [n for n in before if before[n] != after[n]] == ["train.txt"]
 
 
 def test_every_step_has_a_stage_and_a_cli_command():

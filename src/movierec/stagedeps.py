@@ -1,18 +1,25 @@
-"""Which project source files a DVC stage runs, read from the code itself.
+"""Which project source files each pipeline step runs, read from the code itself.
 
-A stage script calls ``movierec.cli.main([command])``; its code is the CLI's
-``cmd_<command>`` function plus everything that function imports, followed
-transitively through the ``movierec`` package (imports inside functions count:
-they run too). The test suite compares this with each stage's ``deps`` in
-``dvc.yaml``, so a stage can never silently miss a code change.
+A stage script calls ``movierec.steps.<step>``; its code is that function, the
+module's helpers it calls and everything they import, followed transitively
+through the ``movierec`` package (imports inside functions count: they run too).
+
+The ``code`` stage writes one fingerprint per step (``data/code/<step>.txt``: the
+hash of each of those files) and every other stage depends on its step's
+fingerprint instead of listing the files. A change anywhere in the package reruns
+only the cheap ``code`` stage; a stage reruns exactly when a file its step runs
+changed. It also keeps ``dvc.lock`` small: DVC rereads and rewrites the whole
+lock file after every stage, so a thousand per-file entries cost seconds a stage.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 from pathlib import Path
 
 PACKAGE = "movierec"
+CODE_STEP = "code"  # the step that writes the fingerprints
 
 
 def _module_file(src: Path, module: str) -> Path | None:
@@ -81,38 +88,45 @@ def step_files(src: Path, step: str) -> set[Path]:
     return closure(src, start - {f"{PACKAGE}.steps"}) | {steps}
 
 
-def dvc_deps(src: Path, step: str) -> list[str]:
-    """The code deps of a stage as ``dvc.yaml`` lists them (the models package as one folder)."""
-    root = src.parent
-    files = sorted(str(p.relative_to(root)) for p in step_files(src, step))
-    models = f"{src.name}/{PACKAGE}/models"
-    out = [f"stages/{step}.py"]
-    for name in files:
-        if name.startswith(models + "/"):
-            if models not in out:
-                out.append(models)
+def fingerprint(root: Path, step: str) -> str:
+    """``<md5>  <path>`` of every file the step runs, its stage script first, then sorted."""
+    src = root / "src"
+    files = [root / "stages" / f"{step}.py"] + sorted(step_files(src, step))
+    return "".join(
+        f"{hashlib.md5(path.read_bytes()).hexdigest()}  {path.relative_to(root).as_posix()}\n"
+        for path in files
+    )
+
+
+def _changed(old: str, new: str) -> list[str]:
+    """Paths whose hash differs between two fingerprints (added and removed files too)."""
+    before = dict(line.split("  ", 1)[::-1] for line in old.splitlines() if "  " in line)
+    after = dict(line.split("  ", 1)[::-1] for line in new.splitlines() if "  " in line)
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def steps(root: Path) -> list[str]:
+    """Every pipeline step with a stage script (``stages/<step>.py``), this one excluded."""
+    return sorted(p.stem for p in (root / "stages").glob("*.py") if p.stem != CODE_STEP)
+
+
+def write_fingerprints(root: Path, out: Path) -> list[str]:
+    """Write ``out/<step>.txt`` for every step; one line per step saying what changed.
+
+    A file is rewritten only when its contents change, and DVC compares contents, so
+    a stage reruns exactly when a file its step runs changes."""
+    from movierec.io import write_text
+
+    lines = []
+    for step in steps(root):
+        path = out / f"{step}.txt"
+        new = fingerprint(root, step)
+        old = path.read_text() if path.is_file() else None
+        if old == new:
+            continue
+        write_text(path, new)
+        if old is None:
+            lines.append(f"{step}: {len(new.splitlines())} source files")
         else:
-            out.append(name)
-    return out
-
-
-def rewrite(dvc_yaml: Path) -> None:
-    """Set every stage's code deps in ``dvc_yaml`` from the code (data deps are kept)."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    doc = yaml.load(dvc_yaml.read_text())
-    src = dvc_yaml.parent / "src"
-    for name, stage in doc["stages"].items():
-        body = stage.get("do", stage)
-        data = [d for d in body["deps"] if not str(d).startswith(("src/", "stages/"))]
-        body["deps"] = dvc_deps(src, name) + data
-    with dvc_yaml.open("w") as handle:
-        yaml.dump(doc, handle)
-
-
-if __name__ == "__main__":  # python -m movierec.stagedeps: refresh dvc.yaml's code deps
-    rewrite(Path("dvc.yaml"))
+            lines.append(f"{step}: changed {', '.join(_changed(old, new))}")
+    return lines or ["no step's code changed"]

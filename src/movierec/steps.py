@@ -2,7 +2,7 @@
 
 ``stages/<name>.py`` (what ``dvc repro`` runs) and ``movierec <name>`` (the CLI)
 both call these, so there is one implementation of each stage.
-``movierec.stagedeps`` reads the imports below to check each stage's ``deps``.
+``movierec.stagedeps`` reads the imports below to fingerprint each step's code.
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ def _pin_threads() -> None:
 
         torch.set_num_threads(threads)
         threadpool_limits(limits=threads)
+
+
+def code() -> None:
+    """Fingerprint the source files each step runs (``data/code/<step>.txt``): every
+    other stage depends on its step's fingerprint, so it reruns when that code changes."""
+    from movierec.stagedeps import write_fingerprints
+
+    for line in write_fingerprints(Path("."), Path("data/code")):
+        print(f"code: {line}")
 
 
 def custom(role: str) -> None:
