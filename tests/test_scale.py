@@ -78,3 +78,77 @@ def test_scale_times_every_stage_and_records_refusals(tmp_path, monkeypatch, cap
     table = (tmp_path / "metrics" / "scale.md").read_text()
     assert "| mf | train |" in table and "refused:" in table
     assert "| preprocess | preprocess |" in capsys.readouterr().out
+
+    # A later run of one family at one size fills in without losing the rest.
+    main(
+        ["bench", "--scale", "--sizes", "1500", "--profile", "tiny", "--models", "bias", "--merge"]
+    )
+    merged = json.loads((tmp_path / "metrics" / "scale.json").read_text())
+    again = {(r["ratings"], r["family"], r["stage"]) for r in merged["rows"]}
+    assert again == set(rows)
+    assert [s["ratings"] for s in merged["sizes"]] == [1500, 6000]
+
+
+def test_the_machine_line_names_the_cpu_and_its_matmul_speed():
+    """Timings from two machines compare only with the processor and its speed beside them."""
+    from movierec.bench import machine, matmul_gflops
+
+    line = machine()
+    assert "cores (float32 matmul " in line and " GFLOP/s on " in line
+    assert 0.1 < matmul_gflops(n=256, repeats=2) < 1e6
+
+
+def _record(machine: str, cells: dict[tuple[int, str], float], profile: str = "ml-25m") -> dict:
+    sizes = sorted({n for n, _ in cells})
+    rows = [
+        {"ratings": n, "family": family, "stage": stage, "seconds": seconds}
+        | {"peak_rss_mib": 100.0, "status": "ok", "machine": machine}
+        for (n, family), seconds in cells.items()
+        for stage in ("train", "evaluate")
+    ]
+    shapes = [{"ratings": n, "users": 10, "movies": 10} for n in sizes]
+    return {"machine": machine, "profile": profile, "sizes": shapes, "rows": rows}
+
+
+def test_merge_replaces_only_what_the_new_run_measured_and_keeps_each_machine():
+    from movierec.scale import merge_records, scale_table
+
+    old = _record("A", {(1000, "bias"): 1.0, (1000, "ease"): 2.0, (5000, "ease"): 3.0})
+    new = _record("B", {(5000, "ease"): 4.0, (25000, "ease"): 9.0})
+    merged = merge_records(old, new)
+    assert [s["ratings"] for s in merged["sizes"]] == [1000, 5000, 25000]
+    cells = {(r["ratings"], r["family"], r["stage"]): r for r in merged["rows"]}
+    assert len(cells) == len(merged["rows"]) == 8
+    assert cells[(5000, "ease", "train")]["seconds"] == 4.0  # remeasured
+    assert cells[(1000, "ease", "train")]["machine"] == "A"  # kept, with its machine
+    assert cells[(25000, "ease", "evaluate")]["machine"] == "B"
+    table = scale_table(merged)
+    assert "Machines: [1] A; [2] B." in table
+    assert (
+        "| ease | train | 2.0 s / 100 MiB [1] | 4.0 s / 100 MiB [2] | 9.0 s / 100 MiB [2] |"
+        in table
+    )
+    with pytest.raises(ConfigError, match="--profile"):
+        merge_records(old, _record("B", {(5000, "ease"): 4.0}, profile="tiny"))
+
+
+def test_a_run_reports_each_family_as_it_finishes(tmp_path, monkeypatch):
+    """What a long run has measured is written before it goes on (a stopped run keeps it)."""
+    from movierec.scale import run_scale
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    seen: list[list[tuple[str, str]]] = []
+    run_scale(
+        tmp_path,
+        [1500],
+        ["bias", "pop"],
+        progress=False,
+        on_size=lambda record: seen.append([(r["family"], r["stage"]) for r in record["rows"]]),
+    )
+    assert seen == [
+        [("preprocess", "preprocess")],
+        [("preprocess", "preprocess"), ("bias", "train"), ("bias", "evaluate")],
+        [("preprocess", "preprocess"), ("bias", "train"), ("bias", "evaluate")]
+        + [("pop", "train"), ("pop", "evaluate")],
+    ]

@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +94,42 @@ def dataset_section(name: str, mirror: str) -> dict:
     return {"dataset": name, "mirror": mirror}
 
 
+def cpu_name() -> str:
+    """The processor's model name where the OS says it (Linux), else the platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """This process's float32 matrix-product speed (GFLOP/s, best of ``repeats``): timings
+    from two machines compare only in proportion to it, the MLP families' ranking most."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up: thread pool, first-call allocations
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(func) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
 def machine() -> str:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, {device}, python "
-        f"{platform.python_version()}, torch {torch.__version__}"
+        f"{platform.machine()} {cpu_name()}, {os.cpu_count()} cores "
+        f"(float32 matmul {matmul_gflops():.0f} GFLOP/s on {torch.get_num_threads()} threads), "
+        f"{device}, python {platform.python_version()}, torch {torch.__version__}"
     )
 
 
@@ -111,10 +142,12 @@ def run_bench(
     progress: bool = True,
     ensemble: bool = True,
     keep_going: bool = False,
+    on_model: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark ``models`` (default: train.models) on ``dataset``; returns the bench record.
     ``keep_going``: a family that fails or refuses (e.g. a size limit) is recorded under
-    ``failed`` with its one-line reason instead of stopping the bench."""
+    ``failed`` with its one-line reason instead of stopping the bench. ``on_model(record)``
+    runs after the preprocessing and after each family, with the record so far."""
     from movierec.config import load_params
     from movierec.models.registry import MODELS, create
 
@@ -144,6 +177,8 @@ def run_bench(
         record["preprocess_seconds"] = prepared["seconds"]
         record["preprocess_peak_rss_mib"] = prepared["peak_rss_mib"]
         record["ratings"] = prepared["ratings"]
+        if on_model is not None:
+            on_model(record)
         for name in names:
             if "sequences" in create(name, params).needs and not prepared["has_timestamps"]:
                 record["skipped"][name] = "the data set has no timestamps"
@@ -156,6 +191,8 @@ def run_bench(
                 record["failed"][name] = str(err).removeprefix(f"bench: {name} failed: ")
                 if progress:
                     print(f"{name}: {record['failed'][name]}", file=sys.stderr, flush=True)
+                if on_model is not None:
+                    on_model(record)
                 continue
             fit, result = out["fit"], out["result"]
             test, val = result["test"], result["val"]
@@ -184,6 +221,8 @@ def run_bench(
                     file=sys.stderr,
                     flush=True,
                 )
+            if on_model is not None:
+                on_model(record)
         rating_models = [n for n, r in record["models"].items() if r["test_rmse"] is not None]
         if ensemble and len(rating_models) >= 2:
             row = _bench_blend(work, raw, "ensemble", rating_models)

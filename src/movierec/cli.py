@@ -137,12 +137,31 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from movierec.bench import run_bench, table, write_bench
 
     if args.scale:
-        from movierec.scale import SIZES, parse_sizes, run_scale, scale_table, write_scale
+        from movierec.scale import (
+            SIZES,
+            merge_records,
+            parse_sizes,
+            run_scale,
+            scale_table,
+            write_scale,
+        )
 
         sizes = parse_sizes(args.sizes) if args.sizes else list(SIZES)
-        record = run_scale(Path.cwd(), sizes, args.models, profile=args.profile)
-        write_scale(record, Path(args.out or "metrics/scale.json"))
-        print(scale_table(record), end="")
+        out = Path(args.out or "metrics/scale.json")
+        record_path = out.with_suffix(".json")
+        earlier = None
+        if args.merge and record_path.is_file():
+            earlier = _read_yaml(str(record_path))  # JSON is YAML
+            if not {"sizes", "rows"} <= set(earlier):
+                raise ConfigError(f"{record_path}: not a `bench --scale` record; drop --merge")
+
+        def save(record: dict) -> dict:
+            record = merge_records(earlier, record) if earlier else record
+            write_scale(record, out)
+            return record
+
+        record = run_scale(Path.cwd(), sizes, args.models, profile=args.profile, on_size=save)
+        print(scale_table(save(record)), end="")
         return
     mirror = args.mirror or os.environ.get("MOVIELENS_MIRROR") or ""
     overrides = _read_yaml(args.overrides) if args.overrides else None
@@ -287,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
         "writes metrics/scale.{json,csv,md} (the csv is a log-log DVC plot)",
     )
     p.add_argument("--sizes", help="with --scale: ratings per run (default 100k,1M,5M,25M)")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --scale: keep the rows already in --out for the sizes and families "
+        "this run does not measure (fill a long column family by family)",
+    )
     p.add_argument("--markdown", help="also write the table here")
     p.set_defaults(func=cmd_bench)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +61,18 @@ def run_scale(
     models: list[str] | None,
     progress: bool = True,
     profile: str | None = None,
+    on_size: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Bench ``models`` at every size; the record with one row per (size, stage).
-    ``profile``: a ``profiles.yaml`` entry applied at every size (e.g. ``ml-25m``)."""
+    ``profile``: a ``profiles.yaml`` entry applied at every size (e.g. ``ml-25m``).
+    ``on_size(record)`` runs after the preprocessing and each family of every size, with
+    the record so far, so a long run stopped at 25M keeps what it finished."""
     import sys
 
     from movierec.bench import machine, run_bench
 
-    record: dict[str, Any] = {"machine": machine(), "profile": profile, "sizes": [], "rows": []}
+    here = machine()
+    record: dict[str, Any] = {"machine": here, "profile": profile, "sizes": [], "rows": []}
     for n in sizes:
         users, items = shape(n)
         if progress:
@@ -75,6 +80,18 @@ def run_scale(
         data: dict[str, Any] = {"synthetic": {"n_ratings": n, "n_users": users, "n_items": items}}
         if profile:
             data["profile"] = profile
+        size = {"ratings": n, "users": users, "movies": items}
+
+        def rows(bench: dict[str, Any], size: dict[str, Any] = size) -> list[dict[str, Any]]:
+            return [size | row | {"machine": here} for row in _stage_rows(bench)]
+
+        def so_far(bench: dict[str, Any], size: dict[str, Any] = size) -> None:
+            if on_size is not None:  # the finished sizes plus this one's families so far
+                on_size(
+                    record
+                    | {"sizes": [*record["sizes"], size], "rows": record["rows"] + rows(bench)}
+                )
+
         bench = run_bench(
             root,
             "synthetic",
@@ -84,11 +101,35 @@ def run_scale(
             progress=progress,
             ensemble=False,
             keep_going=True,
+            on_model=so_far,
         )
-        size = {"ratings": n, "users": users, "movies": items}
         record["sizes"].append(size)
-        record["rows"] += [size | row for row in _stage_rows(bench)]
+        record["rows"] += rows(bench)
     return record
+
+
+def merge_records(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` over ``old``: the (size, family) pairs ``new`` measured replace ``old``'s
+    rows, every other row is kept, and each row keeps the machine that measured it. So a
+    column too long for one run (25M) fills up family by family."""
+    if old.get("profile") != new.get("profile"):
+        raise ConfigError(
+            f"--merge: the existing record was measured with profile {old.get('profile')!r}, "
+            f"this run with {new.get('profile')!r}; use the same --profile or another --out"
+        )
+    measured = {(r["ratings"], r["family"]) for r in new["rows"]}
+    kept = [
+        {"machine": old.get("machine", "")} | r
+        for r in old["rows"]
+        if (r["ratings"], r["family"]) not in measured
+    ]
+    sizes = {s["ratings"]: s for s in old["sizes"]} | {s["ratings"]: s for s in new["sizes"]}
+    return {
+        "machine": new["machine"],
+        "profile": new.get("profile"),
+        "sizes": [sizes[n] for n in sorted(sizes)],
+        "rows": kept + new["rows"],  # the table keeps each row where it first appeared
+    }
 
 
 def _stage_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
@@ -133,6 +174,7 @@ def _quality(row: dict[str, Any]) -> str:
 def scale_table(record: dict[str, Any]) -> str:
     """Seconds and peak MiB per family and stage (rows) and size (columns)."""
     sizes = [s["ratings"] for s in record["sizes"]]
+    machines = list(dict.fromkeys(r.get("machine", record["machine"]) for r in record["rows"]))
     cells: dict[tuple[str, str], dict[int, str]] = {}
     for row in record["rows"]:
         cell = (
@@ -140,11 +182,18 @@ def scale_table(record: dict[str, Any]) -> str:
             if row["seconds"] is not None
             else f"refused: {row['status']}"
         )
+        if len(machines) > 1:
+            cell += f" [{machines.index(row.get('machine', record['machine'])) + 1}]"
         cells.setdefault((row["family"], row["stage"]), {})[row["ratings"]] = cell
     head = " | ".join(f"{n:,} ratings" for n in sizes)
     profile = f" Profile: {record['profile']}." if record.get("profile") else ""
+    where = (
+        f"Machine: {machines[0]}."
+        if len(machines) == 1
+        else "Machines: " + "; ".join(f"[{i}] {m}" for i, m in enumerate(machines, 1)) + "."
+    )
     lines = [
-        f"Machine: {record['machine']}.{profile} Seconds / peak resident memory of each "
+        f"{where}{profile} Seconds / peak resident memory of each "
         "child process; train: epochs x seconds each; evaluate: test RMSE and NDCG@10.",
         "",
         f"| family | stage | {head} |",
