@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from movierec.config import SyntheticData, build_section, parse_params
 from movierec.data.preprocess import preprocess
@@ -156,6 +157,15 @@ def test_ease_above_dense_max_items_is_sparse_and_still_ranks(clustered, pop_ndc
     again.set_state(model.state(), clustered)
     users = np.arange(20)
     assert np.array_equal(again.score_users(users), model.score_users(users))
+    # rows scored on several threads are the rows of one product
+    whole = (model.x_[users] @ model.b_).toarray()
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            assert np.array_equal(model.score_users(users[::-1]), whole[::-1])
+    finally:
+        torch.set_num_threads(before)
     vectors, rated = model.movie_vectors()
     assert vectors.shape == (clustered.n_items, 64) and rated.shape == (clustered.n_items,)
 
