@@ -177,9 +177,9 @@ def run_bench(
         record["preprocess_seconds"] = prepared["seconds"]
         record["preprocess_peak_rss_mib"] = prepared["peak_rss_mib"]
         record["ratings"] = prepared["ratings"]
-        if on_model is not None:
-            on_model(record)
         for name in names:
+            if on_model is not None:  # what is measured so far: preprocessing, earlier families
+                on_model(record)
             if "sequences" in create(name, params).needs and not prepared["has_timestamps"]:
                 record["skipped"][name] = "the data set has no timestamps"
                 continue
@@ -191,8 +191,6 @@ def run_bench(
                 record["failed"][name] = str(err).removeprefix(f"bench: {name} failed: ")
                 if progress:
                     print(f"{name}: {record['failed'][name]}", file=sys.stderr, flush=True)
-                if on_model is not None:
-                    on_model(record)
                 continue
             fit, result = out["fit"], out["result"]
             test, val = result["test"], result["val"]
@@ -221,8 +219,8 @@ def run_bench(
                     file=sys.stderr,
                     flush=True,
                 )
-            if on_model is not None:
-                on_model(record)
+        if on_model is not None:
+            on_model(record)
         rating_models = [n for n, r in record["models"].items() if r["test_rmse"] is not None]
         if ensemble and len(rating_models) >= 2:
             row = _bench_blend(work, raw, "ensemble", rating_models)
