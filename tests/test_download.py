@@ -167,3 +167,19 @@ def test_real_mirror_folder_and_archive(mirror: Path, tmp_path: Path):
     )
     assert got == str(mirror / "ml-latest-small.zip")
     shutil.rmtree(tmp_path / "a")
+
+
+def test_the_manifest_is_the_same_wherever_the_mirror_lives(tiny, tmp_path: Path):
+    """The download stage's output (and every hash after it) must not depend on the
+    mirror's absolute path, or a fresh clone's `dvc repro` changes dvc.lock."""
+    archive, rel = _zip_release(tiny, tmp_path)
+    elsewhere = tmp_path / "other" / "place"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(archive, elsewhere / archive.name)
+    manifests = []
+    for i, mirror in enumerate((archive.parent, elsewhere)):
+        dest = tmp_path / f"raw{i}"
+        fetch_release(rel, dest, mirror=str(mirror), cache_dir=tmp_path / "cache")
+        manifests.append((dest / "MANIFEST.json").read_bytes())
+    assert manifests[0] == manifests[1]
+    assert b"mirror: " + archive.name.encode() in manifests[0]

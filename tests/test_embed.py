@@ -130,3 +130,15 @@ def test_find_movie_by_id_and_exact_title(tiny_project):
     data = load_processed()
     assert find_movie(data, None, str(data.items["movie_id"][7])) == 7
     assert find_movie(data, data.items["title"][7].lower(), None) == 7
+
+
+def test_a_rerun_writes_the_same_bytes(tiny_project):
+    """DVC hashes the saved vectors: the same seed must give the same file, not one that
+    differs by the time and temporary path of its save."""
+    import time
+
+    _embed(tiny_project)
+    first = (tiny_project / "data" / "models" / "word2vec" / "vectors.kv").read_bytes()
+    time.sleep(1.1)  # a save time in the file would now differ
+    _embed(tiny_project)
+    assert (tiny_project / "data" / "models" / "word2vec" / "vectors.kv").read_bytes() == first

@@ -58,6 +58,7 @@ def test_scale_times_every_stage_and_records_refusals(tmp_path, monkeypatch, cap
     rows = {(r["ratings"], r["family"], r["stage"]): r for r in record["rows"]}
     for n in (1500, 6000):
         assert rows[(n, "preprocess", "preprocess")]["peak_rss_mib"] > 0
+        assert rows[(n, "download", "download")]["seconds"] >= 0  # generation: its own row
         for family in ("bias", "mf_bias"):
             for stage in ("train", "evaluate"):
                 row = rows[(n, family, stage)]
@@ -146,9 +147,53 @@ def test_a_run_reports_each_family_as_it_finishes(tmp_path, monkeypatch):
         progress=False,
         on_size=lambda record: seen.append([(r["family"], r["stage"]) for r in record["rows"]]),
     )
+    data = [("download", "download"), ("preprocess", "preprocess")]
     assert seen == [
-        [("preprocess", "preprocess")],
-        [("preprocess", "preprocess"), ("bias", "train"), ("bias", "evaluate")],
-        [("preprocess", "preprocess"), ("bias", "train"), ("bias", "evaluate")]
-        + [("pop", "train"), ("pop", "evaluate")],
+        data,
+        data + [("bias", "train"), ("bias", "evaluate")],
+        data + [("bias", "train"), ("bias", "evaluate"), ("pop", "train"), ("pop", "evaluate")],
     ]
+
+
+def test_a_time_budget_refuses_a_family_and_the_table_says_by_how_much(tmp_path, monkeypatch):
+    """`--max-hours`: a family projected past it is a refusal with its projection, the
+    others are measured as usual."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["models"]["mf"]["epochs"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    # 1e-9 h: the first epoch's full measurement (no probe wait) projects past it
+    main(["bench", "--scale", "--sizes", "1500", "--models", "bias", "mf", "--max-hours", "1e-9"])
+    record = json.loads((tmp_path / "metrics" / "scale.json").read_text())
+    rows = {(r["family"], r["stage"]): r for r in record["rows"]}
+    assert rows[("bias", "evaluate")]["status"] == "ok"  # no Trainer; far inside the probe
+    refused = rows[("mf", "train")]
+    assert refused["seconds"] is None
+    assert refused["status"].startswith("training mf (2 epochs at most) would take about")
+    assert "`train.max_hours` = 1e-09 h" in refused["status"]
+    table = (tmp_path / "metrics" / "scale.md").read_text()
+    assert "refused: ~0 s projected, over train.max_hours = 1e-09 h" in table
+
+
+def test_an_evaluation_refused_keeps_the_training_row():
+    from movierec.scale import _stage_rows
+
+    fit = {
+        "train_seconds": 12.0,
+        "peak_rss_mib": 900.0,
+        "epochs": 3,
+        "seconds_per_epoch": 4.0,
+        "eval_seconds": None,
+        "test_rmse": None,
+        "test_ndcg@10": None,
+        "eval_refused": "ranking all 9 movies for 5 users with mlp would take about 3.4 h "
+        "here (projected from its first 6 s), over `evaluate.max_hours` = 1 h; evaluate on "
+        "a machine with a GPU, or raise `evaluate.max_hours` (0 = no limit)",
+    }
+    bench = {"preprocess_seconds": 1.0, "preprocess_peak_rss_mib": 5.0, "models": {"mlp": fit}}
+    rows = {
+        (r["family"], r["stage"]): r for r in _stage_rows(bench | {"skipped": {}, "failed": {}})
+    }
+    assert rows[("mlp", "train")]["seconds"] == 12.0
+    assert rows[("mlp", "evaluate")]["seconds"] is None
+    assert "evaluate.max_hours" in rows[("mlp", "evaluate")]["status"]

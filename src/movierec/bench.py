@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -31,15 +32,27 @@ from movierec.io import write_json, write_text
 CUSTOM_SETS = {"ml-1m-custom": "ml-1m-no-timestamps"}
 CUSTOM_PROFILES = {"ml-1m-custom": "ml-1m"}  # profiles.yaml entry for each custom set
 
-CHILD_PREPARE = r"""
+# Download (or generate) and preprocess run in two children, so each reports its own
+# seconds and peak memory (generating the synthetic 25M set is not preprocessing).
+CHILD_DOWNLOAD = r"""
 import json, resource, time
 from pathlib import Path
 from movierec.config import load_params
 from movierec.data.download import acquire
-from movierec.data.preprocess import preprocess
 params = load_params()
 t0 = time.perf_counter()
 acquire(params.data, params.seed, Path("data/raw"), Path("data/cache"))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak}))
+"""
+
+CHILD_PREPARE = r"""
+import json, resource, time
+from pathlib import Path
+from movierec.config import load_params
+from movierec.data.preprocess import preprocess
+params = load_params()
+t0 = time.perf_counter()
 prepared = preprocess(Path("data/raw") / params.data.dataset, Path("data/processed"), params.data, params.seed)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak,
@@ -49,14 +62,18 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak,
 
 CHILD = r"""
 import json, resource, sys
+from movierec.budget import BudgetError
 from movierec.config import load_params
 from movierec.evaluate_stage import evaluate_model
 from movierec.train_stage import train_model
 name = sys.argv[1]
 params = load_params()
 fit = train_model(name, params)
-result = evaluate_model(name, params)
-result.pop("per_user", None)  # the significance stage's input, not a bench record
+try:
+    result = evaluate_model(name, params)
+    result.pop("per_user", None)  # the significance stage's input, not a bench record
+except BudgetError as err:  # the training's figures still count
+    result = {"refused": str(err), "test": {}, "val": {}, "eval_seconds": None}
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
 """
@@ -173,6 +190,9 @@ def run_bench(
             shutil.copy(root / "profiles.yaml", work / "profiles.yaml")
         params = load_params(work / "params.yaml")
         env = {**os.environ, "PYTHONHASHSEED": str(params.seed)}
+        fetched = _child(work, env, "download", CHILD_DOWNLOAD)
+        record["download_seconds"] = fetched["seconds"]
+        record["download_peak_rss_mib"] = fetched["peak_rss_mib"]
         prepared = _child(work, env, "preprocess", CHILD_PREPARE)  # its own peak memory
         record["preprocess_seconds"] = prepared["seconds"]
         record["preprocess_peak_rss_mib"] = prepared["peak_rss_mib"]
@@ -210,18 +230,22 @@ def run_bench(
                 "peak_rss_mib": out["peak_rss_mib"],
                 "device": fit["device"],
             }
+            if "refused" in result:
+                record["models"][name]["eval_refused"] = result["refused"]
             if progress:
                 rmse = record["models"][name]["test_rmse"]
                 print(
                     f"{name}: test RMSE {'—' if rmse is None else f'{rmse:.4f}'}, "
                     f"NDCG@10 {test.get('ndcg@10', float('nan')):.4f}, "
-                    f"{fit['train_seconds']:.1f}s",
+                    f"{fit['train_seconds']:.1f}s"
+                    + (f"; evaluation refused: {result['refused']}" if "refused" in result else ""),
                     file=sys.stderr,
                     flush=True,
                 )
         if on_model is not None:
             on_model(record)
-        rating_models = [n for n, r in record["models"].items() if r["test_rmse"] is not None]
+        judged = {n: r for n, r in record["models"].items() if not r.get("eval_refused")}
+        rating_models = [n for n, r in judged.items() if r["test_rmse"] is not None]
         if ensemble and len(rating_models) >= 2:
             row = _bench_blend(work, raw, "ensemble", rating_models)
             result = row.pop("result")
@@ -229,7 +253,7 @@ def run_bench(
             record["models"]["ensemble"] = row
             if progress:
                 print(f"ensemble: test RMSE {row['test_rmse']:.4f}", file=sys.stderr)
-        members = [n for n in record["models"] if n != "ensemble"]
+        members = [n for n in judged if n != "ensemble"]
         if ensemble and len(members) >= 2:
             row = _bench_blend(work, raw, "ensemble_topn", members)
             result = row.pop("result")
@@ -250,8 +274,10 @@ def _child(work: Path, env: dict, what: str, code: str, *args: str) -> dict[str,
         [sys.executable, "-c", code, *args], cwd=work, env=env, capture_output=True, text=True
     )
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        raise MovierecError(f"bench: {what} failed: {' '.join(tail)}")
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:])
+        if re.match(r"movierec\.[\w.]+: ", tail):  # our one-line errors: the message alone
+            tail = tail.split(": ", 1)[1]
+        raise MovierecError(f"bench: {what} failed: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -315,6 +341,9 @@ def table(record: dict[str, Any]) -> str:
         lines.append(f"| {name} | skipped: {why} | | | | | | | | |")
     for name, why in record.get("failed", {}).items():
         lines.append(f"| {name} | failed: {why} | | | | | | | | |")
+    for name, r in record["models"].items():
+        if r.get("eval_refused"):
+            lines.append(f"| {name} | evaluation refused: {r['eval_refused']} | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 

@@ -160,7 +160,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
             write_scale(record, out)
             return record
 
-        record = run_scale(Path.cwd(), sizes, args.models, profile=args.profile, on_size=save)
+        record = run_scale(
+            Path.cwd(),
+            sizes,
+            args.models,
+            profile=args.profile,
+            on_size=save,
+            max_hours=args.max_hours,
+        )
         print(scale_table(save(record)), end="")
         return
     mirror = args.mirror or os.environ.get("MOVIELENS_MIRROR") or ""
@@ -169,6 +176,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from movierec.config import merge_params
 
         overrides = merge_params(overrides or {}, {"data": {"profile": args.profile}})
+    if args.max_hours is not None:
+        from movierec.config import merge_params
+        from movierec.scale import budget_overrides
+
+        overrides = merge_params(overrides or {}, budget_overrides(args.max_hours))
     record = run_bench(Path.cwd(), args.dataset, mirror, overrides, args.models)
     write_bench(
         record,
@@ -311,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --scale: keep the rows already in --out for the sizes and families "
         "this run does not measure (fill a long column family by family)",
+    )
+    p.add_argument(
+        "--max-hours",
+        type=float,
+        help="train.max_hours and evaluate.max_hours for every family: a stage projected "
+        "to take longer is recorded as refused, with its projection",
     )
     p.add_argument("--markdown", help="also write the table here")
     p.set_defaults(func=cmd_bench)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from movierec.budget import Budget
 from movierec.dataset import Processed
 from movierec.errors import DataError
 from movierec.metrics import (
@@ -95,6 +96,12 @@ def evaluate(
     for st in states.values():
         active |= np.diff(st.target.indptr) > 0
     users = np.flatnonzero(active)
+    budget = Budget(
+        params.max_hours,
+        f"ranking all {data.n_items:,} movies for {len(users):,} users with {model.name}",
+        "evaluate.max_hours",
+        "evaluate on a machine with a GPU",
+    )
     score_seconds = 0.0
     for lo in range(0, len(users), params.user_chunk):
         chunk = users[lo : lo + params.user_chunk]
@@ -126,6 +133,7 @@ def evaluate(
             st.rels.append(_in_rows(relevant, rec))
             st.n_rel.append(np.diff(relevant.indptr))
             st.seconds += time.perf_counter() - t1
+        budget.check(time.perf_counter() - t_start, (lo + len(chunk)) / len(users))
     result: dict[str, Any] = {}
     per_user: dict[str, dict[str, np.ndarray]] = {}
     for split, st in states.items():
@@ -215,7 +223,8 @@ def ranking_validation(model: Recommender, data: Processed, k: int, threshold: f
     NDCG@k on val under the evaluation protocol, so rankers select epochs as they are judged."""
     from movierec.training import Validation
 
-    params = EvalParams(k=[k], threshold=threshold, splits=["val"])
+    # the Trainer's budget covers these passes (its first epoch includes one)
+    params = EvalParams(k=[k], threshold=threshold, splits=["val"], max_hours=0.0)
     key = f"ndcg@{k}"
 
     def compute(_module) -> dict[str, float]:

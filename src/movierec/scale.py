@@ -55,6 +55,13 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
+def budget_overrides(hours: float) -> dict[str, Any]:
+    """params.yaml overrides that give every train and evaluate stage ``hours``."""
+    if not hours >= 0:
+        raise ConfigError(f"--max-hours must be >= 0 (0 = no limit), got {hours}")
+    return {"train": {"max_hours": hours}, "evaluate": {"max_hours": hours}}
+
+
 def run_scale(
     root: Path,
     sizes: list[int],
@@ -62,9 +69,11 @@ def run_scale(
     progress: bool = True,
     profile: str | None = None,
     on_size: Callable[[dict[str, Any]], None] | None = None,
+    max_hours: float | None = None,
 ) -> dict[str, Any]:
     """Bench ``models`` at every size; the record with one row per (size, stage).
     ``profile``: a ``profiles.yaml`` entry applied at every size (e.g. ``ml-25m``).
+    ``max_hours``: the time budget of every train and evaluate stage (see ``--max-hours``).
     ``on_size(record)`` runs after the preprocessing and each family of every size, with
     the record so far, so a long run stopped at 25M keeps what it finished."""
     import sys
@@ -92,11 +101,14 @@ def run_scale(
                     | {"sizes": [*record["sizes"], size], "rows": record["rows"] + rows(bench)}
                 )
 
+        overrides: dict[str, Any] = {"data": data}
+        if max_hours is not None:
+            overrides |= budget_overrides(max_hours)
         bench = run_bench(
             root,
             "synthetic",
             "",
-            {"data": data},
+            overrides,
             models,
             progress=progress,
             ensemble=False,
@@ -145,18 +157,18 @@ def _stage_rows(bench: dict[str, Any]) -> list[dict[str, Any]]:
         }
 
     rows = [
-        row(
-            "preprocess",
-            "preprocess",
-            bench["preprocess_seconds"],
-            bench["preprocess_peak_rss_mib"],
-        )
+        row(stage, stage, bench[f"{stage}_seconds"], bench[f"{stage}_peak_rss_mib"])
+        for stage in ("download", "preprocess")
+        if f"{stage}_seconds" in bench
     ]
     for name, fit in bench["models"].items():
         train = row(name, "train", fit["train_seconds"], fit["peak_rss_mib"])
         train |= {"epochs": fit["epochs"], "seconds_per_epoch": fit["seconds_per_epoch"]}
-        judged = row(name, "evaluate", fit["eval_seconds"], fit["peak_rss_mib"])
-        judged |= {"test_rmse": fit["test_rmse"], "test_ndcg@10": fit["test_ndcg@10"]}
+        if fit.get("eval_refused"):
+            judged = row(name, "evaluate", None, None, fit["eval_refused"])
+        else:
+            judged = row(name, "evaluate", fit["eval_seconds"], fit["peak_rss_mib"])
+            judged |= {"test_rmse": fit["test_rmse"], "test_ndcg@10": fit["test_ndcg@10"]}
         rows += [train, judged]
     for name, why in (bench["skipped"] | bench["failed"]).items():
         rows.append(row(name, "train", None, None, why))
@@ -171,6 +183,19 @@ def _quality(row: dict[str, Any]) -> str:
     return f"; {', '.join(parts)}" if parts else ""
 
 
+_PROJECTED = re.compile(
+    r"would take about (?P<time>.+?) here .*?over `(?P<param>[\w.]+)` = (?P<limit>[^;]+);"
+)
+
+
+def _refusal(status: str) -> str:
+    """A refusal's cell: a time budget's projection in a few words, else the reason."""
+    found = _PROJECTED.search(status)
+    if found:
+        return f"refused: ~{found['time']} projected, over {found['param']} = {found['limit']}"
+    return f"refused: {status}"
+
+
 def scale_table(record: dict[str, Any]) -> str:
     """Seconds and peak MiB per family and stage (rows) and size (columns)."""
     sizes = [s["ratings"] for s in record["sizes"]]
@@ -180,7 +205,7 @@ def scale_table(record: dict[str, Any]) -> str:
         cell = (
             f"{row['seconds']:.1f} s / {row['peak_rss_mib']:,.0f} MiB" + _quality(row)
             if row["seconds"] is not None
-            else f"refused: {row['status']}"
+            else _refusal(row["status"])
         )
         if len(machines) > 1:
             cell += f" [{machines.index(row.get('machine', record['machine'])) + 1}]"

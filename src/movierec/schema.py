@@ -30,6 +30,7 @@ class TrainSection:
     threads: int = 2  # fixed: metrics reproduce across machines (0 = library defaults)
     launcher: str = "python"  # python: one process; torchrun: data parallel on this node
     nproc_per_node: int = 2  # processes torchrun starts (one per GPU; CPU: a share of threads)
+    max_hours: float = 24.0  # a fit projected past this (from its first seconds) is refused
 
     def validate(self, key: str) -> None:
         from movierec.models.registry import MODELS
@@ -58,6 +59,8 @@ class TrainSection:
             )
         if self.nproc_per_node < 1:
             raise ConfigError(f"params.yaml: `{key}.nproc_per_node` must be at least 1")
+        if not self.max_hours >= 0:
+            raise ConfigError(f"params.yaml: `{key}.max_hours` must be >= 0 (0 = no limit)")
 
 
 def train_section(params: Params) -> TrainSection:
@@ -72,6 +75,7 @@ class EvalParams:
     threshold: float = 4.0
     user_chunk: int = 1024
     save_rows_mib: float = 4096.0
+    max_hours: float = 24.0  # a full ranking projected past this (from its first users) is refused
     splits: list[str] = field(default_factory=lambda: ["val", "test"])
 
     def validate(self, key: str) -> None:
@@ -81,6 +85,8 @@ class EvalParams:
             )
         if self.user_chunk < 1:
             raise ConfigError(f"params.yaml: `{key}.user_chunk` must be at least 1")
+        if not self.max_hours >= 0:
+            raise ConfigError(f"params.yaml: `{key}.max_hours` must be >= 0 (0 = no limit)")
         if self.save_rows_mib < 0:
             raise ConfigError(f"params.yaml: `{key}.save_rows_mib` must be >= 0 (0 saves none)")
         bad = [s for s in self.splits if s not in ("val", "test")]

@@ -59,6 +59,7 @@ def train_model(
             rank_k=protocol.k[0],
             threshold=protocol.threshold,
             threads=section.threads,
+            max_hours=section.max_hours,
         )
         if world.is_main:
             return _fit_and_write(name, model, data, ctx)

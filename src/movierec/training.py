@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from movierec import distributed
+from movierec.budget import Budget
 from movierec.config import ConfigError
 
 Batch = dict[str, torch.Tensor]
@@ -247,8 +248,10 @@ class Trainer:
         amp: bool = True,
         on_epoch: Callable[[EpochLog], None] | None = None,
         progress: bool | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.cfg = cfg
+        self.budget = budget  # checked through the first epoch: refuse early, not after days
         self.device = device
         self.seed = seed
         self.amp = amp and device.type == "cuda"
@@ -272,6 +275,8 @@ class Trainer:
             )
         generator = torch.Generator().manual_seed(self.seed)
         world = distributed.current()
+        # ranks would time themselves apart and one refusing would hang the others
+        budget = self.budget if world.size == 1 and self.budget and self.budget.hours > 0 else None
         step = module.loss
         if world.size > 1:
             step = _data_parallel(module, self.device)
@@ -290,7 +295,7 @@ class Trainer:
             t0 = time.perf_counter()
             module.train()
             total, rows = torch.zeros((), device=self.device), 0
-            for idx in _batches(n, cfg.batch_size, generator, self.device, world):
+            for b, idx in enumerate(_batches(n, cfg.batch_size, generator, self.device, world)):
                 batch = {k: v[idx] for k, v in train.items()}
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     loss = step(batch)
@@ -301,6 +306,10 @@ class Trainer:
                     scheduler.step()
                 total += loss.detach().float() * idx.shape[0]
                 rows += idx.shape[0]
+                if epoch == 1 and budget is not None:
+                    if self.device.type == "cuda":  # kernels run ahead: time what is done
+                        torch.cuda.synchronize(self.device)
+                    budget.check(time.perf_counter() - t0, (b + 1) / (steps * cfg.epochs))
             if world.size > 1:  # the epoch's loss over every rank's rows
                 distributed.all_sum(total, world)
                 rows = int(distributed.all_sum(torch.tensor(rows, device=self.device), world))
@@ -308,6 +317,8 @@ class Trainer:
             value = metrics[val.key]
             train_loss = float(total) / rows
             seconds = time.perf_counter() - t0
+            if epoch == 1 and budget is not None:  # now with validation's share too
+                budget.check(seconds, 1 / cfg.epochs, final=True)
             if not math.isfinite(train_loss):
                 raise ConfigError(
                     f"training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"

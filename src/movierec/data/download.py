@@ -196,8 +196,20 @@ def _write_manifest(folder: Path, release: Release, source: str) -> None:
         verified += ("; " if verified else "") + (
             f"rating count against the published {release.n_ratings:,} (at preprocess)"
         )
-    manifest = {"release": release.name, "source": source, "sha256": hashes, "verified": verified}
+    manifest = {
+        "release": release.name,
+        "source": _portable(source),
+        "sha256": hashes,
+        "verified": verified,
+    }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _portable(source: str) -> str:
+    """Where a release came from, as the same text on every machine: a URL as it is, a
+    mirror's file or folder by its name (its absolute path would make the download
+    stage's output, and so every hash after it, depend on where the mirror lives)."""
+    return source if "://" in source else f"mirror: {Path(source).name}"
 
 
 def is_complete(dest: Path, release: Release) -> bool:

@@ -35,6 +35,7 @@ class FitContext:
     rank_k: int = 10
     threshold: float = 4.0
     threads: int = 0  # CPU threads for libraries with their own pool (0 = their default)
+    max_hours: float = 0.0  # train.max_hours: refuse a fit projected to take longer (0 = no limit)
 
 
 @dataclass

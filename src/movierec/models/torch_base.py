@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from movierec.budget import Budget
 from movierec.dataset import Processed
 from movierec.errors import ConfigError
 from movierec.models.base import FitContext, FitReport, Recommender
@@ -91,6 +92,13 @@ class TorchRecommender(Recommender):
             amp=ctx.amp,
             on_epoch=on_epoch,
             progress=ctx.progress,
+            budget=Budget(
+                ctx.max_hours,
+                f"training {self.name} ({cfg.epochs} epochs at most)",
+                "train.max_hours",
+                f"train it on a GPU (`train.device: cuda`), lower "
+                f"`{self.params_key.format(name=self.name)}.epochs`",
+            ),
         )
         start = time.perf_counter()
         result = trainer.fit(self.module_, self.train_inputs(data), self.validation(data, ctx))

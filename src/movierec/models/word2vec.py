@@ -111,6 +111,9 @@ class Word2VecModel(Recommender):
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        # gensim logs each save (time, temporary path) inside the file: without that log,
+        # the same vectors give the same bytes, so DVC sees an unchanged output on a rerun
+        self.keyed_.lifecycle_events = None
         self.keyed_.save(str(folder / "vectors.kv"))
 
     def load_state(self, folder: Path, data: Processed) -> None:
