@@ -25,6 +25,13 @@ def test_projection_is_elapsed_over_the_fraction_done():
     assert "use a GPU" in line and "0 = no limit" in line
 
 
+def test_setup_is_paid_once_not_extrapolated():
+    budget = Budget(1.0, "ranking", "evaluate.max_hours", "use a GPU")
+    budget.check(10.0, 0.01, setup=2000.0)  # 2,000 + 1,000 s: within the hour
+    with pytest.raises(BudgetError, match=r"about 67 min here \(projected from its first 34 min\)"):
+        budget.check(10.0, 0.005, setup=2000.0)  # 2,000 + 2,000 s
+
+
 def test_no_limit_and_the_probe_wait():
     Budget(0.0, "x", "p", "a").check(1e6, 1e-9)  # 0 = no limit
     short = Budget(1e-6, "x", "p", "a")
@@ -34,7 +41,8 @@ def test_no_limit_and_the_probe_wait():
 
 
 @pytest.mark.parametrize(
-    "seconds, text", [(42, "42 s"), (119, "119 s"), (720, "12 min"), (12_240, "3.4 h")]
+    "seconds, text",
+    [(42, "42 s"), (119, "119 s"), (720, "12 min"), (12_240, "3.4 h"), (4.068e7, "11,300 h")],
 )
 def test_duration(seconds, text):
     assert duration(seconds) == text

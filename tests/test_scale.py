@@ -133,6 +133,17 @@ def test_merge_replaces_only_what_the_new_run_measured_and_keeps_each_machine():
         merge_records(old, _record("B", {(5000, "ease"): 4.0}, profile="tiny"))
 
 
+def test_runs_on_one_machine_share_its_mark_whatever_its_measured_speed():
+    from movierec.scale import merge_records, scale_table
+
+    line = "EPYC, 2 cores (float32 matmul {} GFLOP/s on 2 threads), no GPU"
+    old = _record(line.format(148), {(1000, "bias"): 1.0})
+    new = _record(line.format(141), {(5000, "bias"): 2.0})
+    table = scale_table(merge_records(old, new))
+    assert table.startswith("Machine: EPYC, 2 cores (float32 matmul 141-148 GFLOP/s on 2 threads)")
+    assert "[1]" not in table and "[2]" not in table
+
+
 def test_a_run_reports_each_family_as_it_finishes(tmp_path, monkeypatch):
     """What a long run has measured is written before it goes on (a stopped run keeps it)."""
     from movierec.scale import run_scale
@@ -197,3 +208,15 @@ def test_an_evaluation_refused_keeps_the_training_row():
     assert rows[("mlp", "train")]["seconds"] == 12.0
     assert rows[("mlp", "evaluate")]["seconds"] is None
     assert "evaluate.max_hours" in rows[("mlp", "evaluate")]["status"]
+
+
+def test_a_child_killed_by_the_kernel_says_so(tmp_path):
+    """An out-of-memory kill leaves no last line; the record still says what happened."""
+    from movierec.bench import _child
+    from movierec.errors import MovierecError
+
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    with pytest.raises(
+        MovierecError, match=r"sasrec failed: killed by SIGKILL \(out of memory\?\)"
+    ):
+        _child(tmp_path, {}, "sasrec", code)

@@ -242,3 +242,22 @@ def test_pipeline_refuses_sequence_models_without_timestamps(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(MovierecError, match="has no timestamps; remove bst from train.models"):
         train_model("bst", parse_params({"data": {"dataset": "synthetic"}}))
+
+
+def test_sasrec_refuses_a_softmax_that_cannot_fit_before_its_first_step():
+    """ML-25M's 62k movies: 1,024 users x 50 positions of logits is 38 GiB, which a
+    24 GiB machine cannot give; the refusal names the largest batch that fits."""
+    from movierec.config import ConfigError
+
+    cls, pcls = MODELS["sasrec"]
+    model = cls(build_section(pcls, {"batch_size": 1024}, "models.sasrec"))
+    model.check_memory(62_423, None)  # memory unknown: no verdict
+    model.check_memory(62_423, 64 * 2**30)  # 38 GiB of 64: fits
+    with pytest.raises(ConfigError) as refused:
+        model.check_memory(62_423, 20 * 2**30)
+    line = str(refused.value)
+    fits = int(0.8 * 20 * 2**30 // (50 * 62_424 * 12))
+    assert "needs up to 35.7 GiB (1024 users x 50 positions x 62,424 movies" in line
+    assert f"`models.sasrec.batch_size` to {fits} or less" in line and fits == 458
+    with pytest.raises(ConfigError, match="lower `models.sasrec.max_len`"):
+        model.check_memory(62_423, 10 * 2**20)

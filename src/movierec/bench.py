@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -273,6 +274,10 @@ def _child(work: Path, env: dict, what: str, code: str, *args: str) -> dict[str,
     proc = subprocess.run(
         [sys.executable, "-c", code, *args], cwd=work, env=env, capture_output=True, text=True
     )
+    if proc.returncode < 0:  # no last words: say which signal, and the likely cause
+        name = signal.Signals(-proc.returncode).name
+        why = " (out of memory?)" if name == "SIGKILL" else ""
+        raise MovierecError(f"bench: {what} failed: killed by {name}{why}")
     if proc.returncode != 0:
         tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:])
         if re.match(r"movierec\.[\w.]+: ", tail):  # our one-line errors: the message alone

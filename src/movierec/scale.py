@@ -183,6 +183,29 @@ def _quality(row: dict[str, Any]) -> str:
     return f"; {', '.join(parts)}" if parts else ""
 
 
+_MATMUL = re.compile(r"float32 matmul ([\d,.]+) GFLOP/s")
+
+
+def _machine_key(machine: str) -> str:
+    """A machine line without its measured matmul speed, which varies from run to run on
+    the same machine (so runs there share one mark in the table)."""
+    return _MATMUL.sub("float32 matmul {} GFLOP/s", machine)
+
+
+def _matmul(machine: str) -> str:
+    found = _MATMUL.search(machine)
+    return found.group(1) if found else ""
+
+
+def _legend(key: str, speeds: list[str]) -> str:
+    measured = [v for v in speeds if v]
+    if "{}" not in key or not measured:
+        return key
+    values = sorted(measured, key=lambda v: float(v.replace(",", "")))
+    span = values[0] if len(values) == 1 else f"{values[0]}-{values[-1]}"
+    return key.replace("{}", span)
+
+
 _PROJECTED = re.compile(
     r"would take about (?P<time>.+?) here .*?over `(?P<param>[\w.]+)` = (?P<limit>[^;]+);"
 )
@@ -199,7 +222,11 @@ def _refusal(status: str) -> str:
 def scale_table(record: dict[str, Any]) -> str:
     """Seconds and peak MiB per family and stage (rows) and size (columns)."""
     sizes = [s["ratings"] for s in record["sizes"]]
-    machines = list(dict.fromkeys(r.get("machine", record["machine"]) for r in record["rows"]))
+    where = [r.get("machine", record["machine"]) for r in record["rows"]]
+    machines = list(dict.fromkeys(_machine_key(m) for m in where))
+    speeds = {
+        key: sorted({_matmul(m) for m in where if _machine_key(m) == key}) for key in machines
+    }
     cells: dict[tuple[str, str], dict[int, str]] = {}
     for row in record["rows"]:
         cell = (
@@ -208,14 +235,16 @@ def scale_table(record: dict[str, Any]) -> str:
             else _refusal(row["status"])
         )
         if len(machines) > 1:
-            cell += f" [{machines.index(row.get('machine', record['machine'])) + 1}]"
+            cell += f" [{machines.index(_machine_key(row.get('machine', record['machine']))) + 1}]"
         cells.setdefault((row["family"], row["stage"]), {})[row["ratings"]] = cell
     head = " | ".join(f"{n:,} ratings" for n in sizes)
     profile = f" Profile: {record['profile']}." if record.get("profile") else ""
     where = (
-        f"Machine: {machines[0]}."
+        f"Machine: {_legend(machines[0], speeds[machines[0]])}."
         if len(machines) == 1
-        else "Machines: " + "; ".join(f"[{i}] {m}" for i, m in enumerate(machines, 1)) + "."
+        else "Machines: "
+        + "; ".join(f"[{i}] {_legend(m, speeds[m])}" for i, m in enumerate(machines, 1))
+        + "."
     )
     lines = [
         f"{where}{profile} Seconds / peak resident memory of each "

@@ -227,6 +227,13 @@ def keep_top_k(sim: np.ndarray, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=sim.shape)
 
 
+def _rated(rows: sp.csr_matrix) -> sp.csr_matrix:
+    """1 where ``rows`` has an entry: which neighbours a user rated."""
+    out = rows.copy()
+    out.data[:] = 1.0
+    return out
+
+
 class ItemKNN(_Classic):
     """Item-item neighbourhood model on baseline residuals (Sarwar et al. with model size k).
 
@@ -248,17 +255,17 @@ class ItemKNN(_Classic):
         self.res_ = res
         return self._report(data, ctx, start)
 
+    def _adjustment(self, num: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The similarity-weighted mean residual of the neighbours a user rated, damped
+        towards the baseline when their weights are small."""
+        den = weights + self.params.damping
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
     def score_users(self, users: np.ndarray) -> np.ndarray:
         res = self.res_[users]
-        binary = res.copy()
-        binary.data[:] = 1.0
         num = np.asarray((res @ self.by_neighbour_).todense(), dtype=np.float32)
-        den = (
-            np.asarray((binary @ self.by_neighbour_).todense(), dtype=np.float32)
-            + self.params.damping
-        )
-        adj = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-        return self._clip(self.base_.rows(users) + adj)
+        weights = np.asarray((_rated(res) @ self.by_neighbour_).todense(), dtype=np.float32)
+        return self._clip(self.base_.rows(users) + self._adjustment(num, weights))
 
     def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         """The pairs alone: each pair's residual row times its movie's neighbour row
@@ -267,14 +274,12 @@ class ItemKNN(_Classic):
         out = np.empty(len(user), dtype=np.float32)
         for lo in range(0, len(user), self.pair_chunk):
             u, i = user[lo : lo + self.pair_chunk], item[lo : lo + self.pair_chunk]
-            res, weights = self.res_[u], self.neighbours_[i]
-            binary = res.copy()
-            binary.data[:] = 1.0
-            num = np.asarray(res.multiply(weights).sum(axis=1), dtype=np.float32).ravel()
-            den = np.asarray(binary.multiply(weights).sum(axis=1), dtype=np.float32).ravel()
-            den += self.params.damping
-            adj = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-            out[lo : lo + len(u)] = self._clip(self.base_.predict(u, i) + adj)
+            res, row = self.res_[u], self.neighbours_[i]
+            num = np.asarray(res.multiply(row).sum(axis=1), dtype=np.float32).ravel()
+            weights = np.asarray(_rated(res).multiply(row).sum(axis=1), dtype=np.float32).ravel()
+            out[lo : lo + len(u)] = self._clip(
+                self.base_.predict(u, i) + self._adjustment(num, weights)
+            )
         return out
 
     def state(self) -> dict[str, np.ndarray]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from movierec.budget import available_bytes
 from movierec.config import ConfigError
 from movierec.dataset import Processed
 from movierec.errors import DataError
@@ -130,7 +131,29 @@ class SASRec(Ranker, TorchRecommender):
         self.latest_ = None
         return SASRecModule(data.n_items, self.params)
 
+    def check_memory(self, n_items: int, free: int | None) -> None:
+        """Refuse a batch whose full softmax cannot fit before the first step runs out of
+        memory: each position's logits over the catalogue are kept three times (scores,
+        log-probabilities, their gradient), 12 bytes a movie."""
+        p = self.params
+        per_user = p.max_len * (n_items + 1) * 12
+        if free is None or p.batch_size * per_user <= 0.8 * free:
+            return
+        fits = int(0.8 * free // per_user)
+        way = (
+            f"set `models.sasrec.batch_size` to {fits} or less"
+            if fits >= 1
+            else "lower `models.sasrec.max_len` or train on a GPU with more memory"
+        )
+        raise ConfigError(
+            f"sasrec: a training step's full softmax needs up to "
+            f"{p.batch_size * per_user / 2**30:.1f} GiB ({p.batch_size} users x {p.max_len} "
+            f"positions x {n_items + 1:,} movies x 12 bytes), more than the "
+            f"{free / 2**30:.1f} GiB free; {way}"
+        )
+
     def train_inputs(self, data: Processed) -> dict[str, torch.Tensor]:
+        self.check_memory(data.n_items, available_bytes(str(self.device_)))
         # max_len inputs plus the movie each one predicts; users with fewer than 2 movies teach nothing
         seq = user_sequences(data, self.params.max_len + 1)
         useful = (seq != data.n_items).sum(1) >= 2
