@@ -25,6 +25,7 @@ from movierec.stage import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 posix = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+_TEXT = {"capture_output": True, "text": True, "check": True}
 
 
 def _one_line(text: str) -> str:
@@ -117,6 +118,25 @@ def test_kill_9_between_write_and_rename_leaves_nothing_readers_see(tmp_path):
     assert json.loads(target.read_text())["test"]["rmse"] == 1.0  # the old version, intact
     write_json(target, {"model": "bias", "test": {"rmse": 3.0}})  # the next writer cleans up
     assert sorted(p.name for p in target.parent.iterdir()) == ["bias.json"]
+
+
+def test_a_concurrent_writers_temporary_is_left_alone(tmp_path):
+    """Two processes writing one file (tune workers finishing a study): the second must not
+    delete the first one's temporary as if its writer had been killed."""
+    target = tmp_path / "tuned" / "bias.yaml"
+    target.parent.mkdir()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **_TEXT)
+    try:
+        writing = target.parent / f".bias.yaml.{live.pid}-abc123.tmp"
+        killed = target.parent / f".bias.yaml.{int(dead.stdout)}-def456.tmp"
+        for tmp in (writing, killed):
+            tmp.write_text("half")
+        write_json(target, {"best": 1})
+        assert writing.exists() and not killed.exists()
+    finally:
+        live.kill()
+        live.wait()
 
 
 # ------------------------------------------------------------------ params and degenerate data

@@ -20,9 +20,32 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _prefix(target: Path) -> str:
+    """Temporaries are ``.<name>.<pid>-<random>.tmp``: the writer's process id tells a
+    leftover of a killed writer from the live temporary of another (two tune workers
+    writing the same file)."""
+    return f".{target.name}.{os.getpid()}-"
+
+
+def _writer_alive(stale: Path, target: Path) -> bool:
+    pid = stale.name[len(target.name) + 2 :].split("-", 1)[0]
+    if not pid.isdigit():
+        return False  # not ours to keep (an older naming, or a partial name)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
 def _remove_stale(target: Path) -> None:
-    """Temporaries of ``target`` left by a writer killed mid-way (SIGKILL, power loss)."""
+    """Temporaries of ``target`` left by a writer killed mid-way (SIGKILL, power loss);
+    those of a writer still running are its own business."""
     for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        if _writer_alive(stale, target):
+            continue
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
@@ -42,7 +65,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
@@ -74,7 +97,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _recover(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
