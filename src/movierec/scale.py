@@ -253,7 +253,9 @@ def scale_table(record: dict[str, Any]) -> str:
         f"| family | stage | {head} |",
         "|---|---|" + "---:|" * len(sizes),
     ]
-    for (family, stage), by_size in cells.items():
+    data_first = sorted(cells, key=lambda fs: fs[0] not in ("download", "preprocess"))
+    for family, stage in data_first:  # the data's rows first, then families as first seen
+        by_size = cells[(family, stage)]
         lines.append(
             f"| {family} | {stage} | " + " | ".join(by_size.get(n, "") for n in sizes) + " |"
         )
