@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any
 import yaml
 
 from movierec.config import merge_params
-from movierec.errors import MovierecError
+from movierec.errors import ConfigError, MovierecError
 from movierec.io import write_json, write_text
 
 CUSTOM_SETS = {"ml-1m-custom": "ml-1m-no-timestamps"}
@@ -35,16 +34,21 @@ CUSTOM_PROFILES = {"ml-1m-custom": "ml-1m"}  # profiles.yaml entry for each cust
 
 # Download (or generate) and preprocess run in two children, so each reports its own
 # seconds and peak memory (generating the synthetic 25M set is not preprocessing).
+# Each child runs its work through the stages' run_cli, so a failure ends in the same one
+# line ("error: ...") a stage prints, which _child passes on.
 CHILD_DOWNLOAD = r"""
 import json, resource, time
 from pathlib import Path
 from movierec.config import load_params
 from movierec.data.download import acquire
-params = load_params()
-t0 = time.perf_counter()
-acquire(params.data, params.seed, Path("data/raw"), Path("data/cache"))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak}))
+from movierec.stage import run_cli
+def main():
+    params = load_params()
+    t0 = time.perf_counter()
+    acquire(params.data, params.seed, Path("data/raw"), Path("data/cache"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak}))
+run_cli(main)
 """
 
 CHILD_PREPARE = r"""
@@ -52,13 +56,16 @@ import json, resource, time
 from pathlib import Path
 from movierec.config import load_params
 from movierec.data.preprocess import preprocess
-params = load_params()
-t0 = time.perf_counter()
-prepared = preprocess(Path("data/raw") / params.data.dataset, Path("data/processed"), params.data, params.seed)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak,
-                  "ratings": prepared.stats["ratings"]["total"],
-                  "has_timestamps": bool(prepared.meta["has_timestamps"])}))
+from movierec.stage import run_cli
+def main():
+    params = load_params()
+    t0 = time.perf_counter()
+    prepared = preprocess(Path("data/raw") / params.data.dataset, Path("data/processed"), params.data, params.seed)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mib": peak,
+                      "ratings": prepared.stats["ratings"]["total"],
+                      "has_timestamps": bool(prepared.meta["has_timestamps"])}))
+run_cli(main)
 """
 
 CHILD = r"""
@@ -66,28 +73,34 @@ import json, resource, sys
 from movierec.budget import BudgetError
 from movierec.config import load_params
 from movierec.evaluate_stage import evaluate_model
+from movierec.stage import run_cli
 from movierec.train_stage import train_model
-name = sys.argv[1]
-params = load_params()
-fit = train_model(name, params)
-try:
-    result = evaluate_model(name, params)
-    result.pop("per_user", None)  # the significance stage's input, not a bench record
-except BudgetError as err:  # the training's figures still count
-    result = {"refused": str(err), "test": {}, "val": {}, "eval_seconds": None}
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
+def main():
+    name = sys.argv[1]
+    params = load_params()
+    fit = train_model(name, params)
+    try:
+        result = evaluate_model(name, params)
+        result.pop("per_user", None)  # the significance stage's input, not a bench record
+    except BudgetError as err:  # the training's figures still count
+        result = {"refused": str(err), "test": {}, "val": {}, "eval_seconds": None}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
+run_cli(main)
 """
 
 
 CHILD_BLEND = r"""
 import importlib, json, resource, sys
 from movierec.config import load_params
-module, func = sys.argv[1:3]
-result = getattr(importlib.import_module(module), func)(load_params())
-result.pop("per_user", None)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
+from movierec.stage import run_cli
+def main():
+    module, func = sys.argv[1:3]
+    result = getattr(importlib.import_module(module), func)(load_params())
+    result.pop("per_user", None)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"result": result, "peak_rss_mib": peak}, default=str))
+run_cli(main)
 """
 # The blend stages bench runs: section of params.yaml -> (module, function).
 BLENDS = {
@@ -269,6 +282,13 @@ def run_bench(
     return record
 
 
+def budget_overrides(hours: float) -> dict[str, Any]:
+    """params.yaml overrides that give every train and evaluate stage ``hours``."""
+    if not hours >= 0:
+        raise ConfigError(f"--max-hours must be >= 0 (0 = no limit), got {hours}")
+    return {"train": {"max_hours": hours}, "evaluate": {"max_hours": hours}}
+
+
 def _child(work: Path, env: dict, what: str, code: str, *args: str) -> dict[str, Any]:
     """Run ``code`` in a child process in ``work``; its last stdout line (JSON)."""
     proc = subprocess.run(
@@ -278,11 +298,9 @@ def _child(work: Path, env: dict, what: str, code: str, *args: str) -> dict[str,
         name = signal.Signals(-proc.returncode).name
         why = " (out of memory?)" if name == "SIGKILL" else ""
         raise MovierecError(f"bench: {what} failed: killed by {name}{why}")
-    if proc.returncode != 0:
+    if proc.returncode != 0:  # run_cli's one line, "error: ...", is the child's last words
         tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:])
-        if re.match(r"movierec\.[\w.]+: ", tail):  # our one-line errors: the message alone
-            tail = tail.split(": ", 1)[1]
-        raise MovierecError(f"bench: {what} failed: {tail}")
+        raise MovierecError(f"bench: {what} failed: {tail.removeprefix('error: ')}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

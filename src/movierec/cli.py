@@ -177,8 +177,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
         overrides = merge_params(overrides or {}, {"data": {"profile": args.profile}})
     if args.max_hours is not None:
+        from movierec.bench import budget_overrides
         from movierec.config import merge_params
-        from movierec.scale import budget_overrides
 
         overrides = merge_params(overrides or {}, budget_overrides(args.max_hours))
     record = run_bench(Path.cwd(), args.dataset, mirror, overrides, args.models)

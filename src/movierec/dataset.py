@@ -98,6 +98,66 @@ class Processed:
             {k: v for k, v in self.splits.items() if k != "test"},
         )
 
+    def with_val_in_train(self) -> Processed:
+        """The same data with val folded into train and val left empty: what a refit
+        (``train.refit``) trains on, and the data it is scored with on test.
+
+        The epochs come from the fit on train alone, selected on val, so nothing here
+        needs val any more; test stays where it is, out of reach of ``for_training``."""
+        return ValInTrain.of(self)
+
+
+class ValInTrain(Processed):
+    """:class:`Processed` with the val ratings moved into train (see ``with_val_in_train``)."""
+
+    merged: dict[str, sp.csr_matrix]
+
+    @classmethod
+    def of(cls, data: Processed) -> ValInTrain:
+        train, val = data.splits["train"], data.splits["val"]
+        splits = dict(data.splits)
+        splits["train"] = SplitArrays(
+            *(
+                np.concatenate([getattr(train, f), getattr(val, f)])
+                for f in ("user", "item", "rating")
+            )
+        )
+        splits["val"] = SplitArrays(val.user[:0], val.item[:0], val.rating[:0])
+        ratings = data.ratings.with_columns(
+            pl.when(pl.col("split") == "val")
+            .then(pl.lit("train"))
+            .otherwise(pl.col("split"))
+            .alias("split")
+        )
+        merged = cls(data.folder, data.meta, ratings, splits)
+        matrices = dict(data.matrices)
+        merged.merged = matrices | {
+            "train": sp.csr_matrix(matrices["train"] + matrices["val"]),
+            "val": sp.csr_matrix(matrices["val"].shape, dtype=matrices["val"].dtype),
+        }
+        return merged
+
+    @property  # type: ignore[override]
+    def matrices(self) -> dict[str, sp.csr_matrix]:
+        return self.merged
+
+    @property  # type: ignore[override]
+    def sequences(self) -> dict[str, np.ndarray]:
+        raise DataError(
+            "train.refit: the history windows are cut per split, so the sequence families "
+            "are not refitted on train + val"
+        )
+
+    def for_training(self) -> Processed:
+        data = ValInTrain(
+            self.folder,
+            self.meta,
+            self.ratings.filter(pl.col("split") != "test"),
+            {k: v for k, v in self.splits.items() if k != "test"},
+        )
+        data.merged = {k: v for k, v in self.merged.items() if k != "test"}
+        return data
+
 
 class TrainingData(Processed):
     """:class:`Processed` without the test split (matrices, sequences and rows)."""

@@ -12,7 +12,7 @@ ratings are never read before the final scoring.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -306,12 +306,12 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
     """The `ensemble` stage: fit on val, evaluate like any model, write the blend and errors.md."""
     from movierec.dataset import load_processed
     from movierec.evaluate import evaluate
-    from movierec.evaluate_stage import PREDICTIONS_DIR, write_predictions
+    from movierec.evaluate_stage import PREDICTIONS_DIR, join_refit, write_predictions
     from movierec.io import atomic_dir, write_text
     from movierec.results import write_result
     from movierec.schema import eval_section
     from movierec.score_rows import with_saved_rows
-    from movierec.trained import MODELS_DIR, load_model
+    from movierec.trained import MODELS_DIR, load_model, load_refit
 
     eval_params = eval_section(params)
     data = load_processed(processed)
@@ -319,7 +319,13 @@ def run_ensemble(params: Params, processed: Path = Path("data/processed")) -> di
     model.members = [  # full rows from the members' evaluate stages, not scored again
         with_saved_rows(n, load_model(n, params, data), data, MODELS_DIR) for n in model.names
     ]
-    result = evaluate(model, data, eval_params)
+    refits = {n: load_refit(n, params, data) for n in model.names}
+    if not any(refits.values()):
+        result = evaluate(model, data, eval_params)
+    else:  # train.refit: the weights come from val; test blends the refitted members
+        val = evaluate(model, data, replace(eval_params, splits=["val"]))
+        model.members = [refits[n] or m for n, m in zip(model.names, model.members, strict=True)]
+        result = join_refit(val, evaluate(model, data, replace(eval_params, splits=["test"])))
     result |= {
         "model": "ensemble",
         "blend": {k: v for k, v in info.items() if k != "fit_seconds"},  # seconds: not in git

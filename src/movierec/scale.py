@@ -55,13 +55,6 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def budget_overrides(hours: float) -> dict[str, Any]:
-    """params.yaml overrides that give every train and evaluate stage ``hours``."""
-    if not hours >= 0:
-        raise ConfigError(f"--max-hours must be >= 0 (0 = no limit), got {hours}")
-    return {"train": {"max_hours": hours}, "evaluate": {"max_hours": hours}}
-
-
 def run_scale(
     root: Path,
     sizes: list[int],
@@ -78,7 +71,7 @@ def run_scale(
     the record so far, so a long run stopped at 25M keeps what it finished."""
     import sys
 
-    from movierec.bench import machine, run_bench
+    from movierec.bench import budget_overrides, machine, run_bench
 
     here = machine()
     record: dict[str, Any] = {"machine": here, "profile": profile, "sizes": [], "rows": []}

@@ -31,6 +31,7 @@ class TrainSection:
     launcher: str = "python"  # python: one process; torchrun: data parallel on this node
     nproc_per_node: int = 2  # processes torchrun starts (one per GPU; CPU: a share of threads)
     max_hours: float = 24.0  # a fit projected past this (from its first seconds) is refused
+    refit: bool = False  # after selecting epochs on val, fit again on train + val for test
 
     def validate(self, key: str) -> None:
         from movierec.models.registry import MODELS

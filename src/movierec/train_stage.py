@@ -20,7 +20,7 @@ from movierec.models.base import FitContext, Recommender
 from movierec.models.registry import create
 from movierec.schema import check_model_sections, eval_section, train_section
 from movierec.timings import record_timings
-from movierec.trained import MODELS_DIR, check_known
+from movierec.trained import MODELS_DIR, REFIT_DIR, check_known
 
 TRAIN_METRICS = Path("metrics/train")
 
@@ -61,22 +61,41 @@ def train_model(
             threads=section.threads,
             max_hours=section.max_hours,
         )
+        refit = section.refit and model.refits()
         if world.is_main:
-            return _fit_and_write(name, model, data, ctx)
+            return _fit_and_write(
+                name, model, data, ctx, refit=create(name, params) if refit else None
+            )
         if model.data_parallel:  # the others are fitted by rank 0 alone
-            model.fit(data.for_training(), replace(ctx, progress=False))
+            report = model.fit(data.for_training(), replace(ctx, progress=False))
+            if refit:
+                create(name, params).fit(*_refit_inputs(data, ctx, report.best_epoch))
         return {}
     finally:
         distributed.teardown()
 
 
+def _refit_inputs(data: Processed, ctx: FitContext, epochs: int) -> tuple[Processed, FitContext]:
+    """A refit's data (val folded into train) and context (the selected epochs, no curve)."""
+    return data.with_val_in_train().for_training(), replace(
+        ctx, epochs=max(1, epochs), log_epoch=None, progress=False
+    )
+
+
 def _fit_and_write(
-    name: str, model: Recommender, data: Processed, ctx: FitContext
+    name: str,
+    model: Recommender,
+    data: Processed,
+    ctx: FitContext,
+    refit: Recommender | None = None,
 ) -> dict[str, Any]:
     """Fit with the learning curves logged by dvclive; write model and curves atomically.
 
     ``fit.json`` (hashed by DVC) holds only what a rerun reproduces: epochs, the best
-    epoch, the device and the data's fingerprint; seconds go to ``data/timings``."""
+    epoch, the device and the data's fingerprint; seconds go to ``data/timings``.
+    With ``refit`` (``train.refit``), that second copy is then fitted on train + val for
+    the epochs selected on val and saved in ``<model>/refit``: evaluation reports test
+    with it and val (what the blends fit on) with the first."""
     from dvclive import Live
 
     with atomic_dir(TRAIN_METRICS / name) as live_dir:
@@ -99,9 +118,18 @@ def _fit_and_write(
                 "device": report.device,
             }
             live.summary.update({"epochs": report.epochs, "best_epoch": report.best_epoch})
+        refit_seconds = 0.0
+        if refit is not None:
+            print(f"  refit on train + val: {report.best_epoch} epoch(s)", flush=True)
+            refit_seconds = refit.fit(*_refit_inputs(data, ctx, report.best_epoch)).train_seconds
+            fit["refit_epochs"] = report.best_epoch
         with atomic_dir(MODELS_DIR / name) as model_dir:
             model.save(model_dir)
             write_json(model_dir / "fit.json", fit | {"data": data.fingerprint()})
+            if refit is not None:
+                refit.save(model_dir / REFIT_DIR)
     seconds = {"train_seconds": report.train_seconds, "seconds_to_best": report.seconds_to_best}
+    if refit is not None:
+        seconds["refit_seconds"] = refit_seconds
     record_timings(name, fit | seconds)
     return fit | seconds

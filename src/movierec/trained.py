@@ -17,6 +17,7 @@ from movierec.models.registry import MODELS, create
 from movierec.schema import train_section
 
 MODELS_DIR = Path("data/models")
+REFIT_DIR = "refit"  # data/models/<name>/refit: the copy refitted on train + val (train.refit)
 
 
 def trained_models(params: Params) -> list[str]:
@@ -54,4 +55,16 @@ def load_model(name: str, params: Params, data: Processed) -> Recommender:
     model = create(name, params)
     check_same_data(MODELS_DIR / name, data)
     model.load_state(MODELS_DIR / name, data)
+    return model
+
+
+def load_refit(name: str, params: Params, data: Processed) -> Recommender | None:
+    """The copy refitted on train + val (``train.refit``), scoring with val's ratings as
+    history, or None when the model was not refitted."""
+    folder = MODELS_DIR / name / REFIT_DIR
+    if not (folder / "model.npz").is_file():
+        return None
+    check_same_data(MODELS_DIR / name, data)
+    model = create(name, params)
+    model.load_state(folder, data.with_val_in_train())
     return model

@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from movierec import distributed
-from movierec.budget import Budget
+from movierec.budget import PROBE_SECONDS, Budget
 from movierec.config import ConfigError
 
 Batch = dict[str, torch.Tensor]
@@ -258,11 +258,16 @@ class Trainer:
         self.on_epoch = on_epoch
         self.progress = progress
 
-    def fit(self, module: nn.Module, train: Batch, val: Batch | Validation) -> TrainResult:
+    def fit(self, module: nn.Module, train: Batch, val: Batch | Validation | None) -> TrainResult:
+        """Train with early stopping on ``val``, restoring the best epoch's weights; with
+        ``val=None`` (a refit on train + val) exactly ``cfg.epochs`` epochs, keeping the last."""
         cfg = self.cfg
         module.to(self.device)
         train = {k: v.to(self.device) for k, v in train.items()}
-        if not isinstance(val, Validation):
+        keep_last = val is None  # a refit: nothing to select, no metric to watch
+        if val is None:
+            val = Validation("train_loss", False, lambda _module: {})
+        elif not isinstance(val, Validation):
             val = rmse_validation({k: v.to(self.device) for k, v in val.items()})
         sign = -1.0 if val.higher_is_better else 1.0  # internally: lower is better
         n = next(iter(train.values())).shape[0]  # rows to batch over (pairs, or matrix rows)
@@ -276,13 +281,14 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed)
         world = distributed.current()
         # ranks would time themselves apart and one refusing would hang the others
-        budget = self.budget if world.size == 1 and self.budget and self.budget.hours > 0 else None
+        budget = self.budget if world.size == 1 else None
         step = module.loss
         if world.size > 1:
             step = _data_parallel(module, self.device)
             if world.rank:  # own dropout / negative-sampling streams, derived from the seed
                 torch.manual_seed(self.seed + world.rank)
-        best, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
+        best, best_epoch = math.inf, 0
+        best_state = None if keep_last else copy.deepcopy(module.state_dict())
         history: list[EpochLog] = []
         bad_epochs = 0
         start = time.perf_counter()
@@ -306,16 +312,20 @@ class Trainer:
                     scheduler.step()
                 total += loss.detach().float() * idx.shape[0]
                 rows += idx.shape[0]
-                if epoch == 1 and budget is not None:
-                    if self.device.type == "cuda":  # kernels run ahead: time what is done
+                # kernels run ahead on CUDA, so unsynced time is a lower bound: sync only
+                # once even that has reached the probe, and time what is done
+                if epoch == 1 and budget is not None and budget.hours > 0:
+                    elapsed = time.perf_counter() - t0
+                    if self.device.type == "cuda" and elapsed >= PROBE_SECONDS:
                         torch.cuda.synchronize(self.device)
-                    budget.check(time.perf_counter() - t0, (b + 1) / (steps * cfg.epochs))
+                        elapsed = time.perf_counter() - t0
+                    budget.check(elapsed, (b + 1) / (steps * cfg.epochs))
             if world.size > 1:  # the epoch's loss over every rank's rows
                 distributed.all_sum(total, world)
                 rows = int(distributed.all_sum(torch.tensor(rows, device=self.device), world))
             metrics = distributed.broadcast(val.compute(module) if world.is_main else None, world)
-            value = metrics[val.key]
             train_loss = float(total) / rows
+            value = train_loss if keep_last else metrics[val.key]
             seconds = time.perf_counter() - t0
             if epoch == 1 and budget is not None:  # now with validation's share too
                 budget.check(seconds, 1 / cfg.epochs, final=True)
@@ -329,14 +339,18 @@ class Trainer:
                 self.on_epoch(log)
             bar.set_postfix(loss=f"{train_loss:.4f}", **{val.key: f"{value:.4f}"})
             if bar.disable and self.progress is None:  # not a terminal (dvc repro, CI): a line
+                watched = "" if keep_last else f", {val.key.replace('_', ' ')} {value:.4f}"
                 print(
-                    f"  epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f}, "
-                    f"{val.key.replace('_', ' ')} {value:.4f} ({seconds:.1f}s)",
+                    f"  epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f}{watched} "
+                    f"({seconds:.1f}s)",
                     flush=True,
                 )
             if not math.isfinite(value):
                 value = math.inf if not val.higher_is_better else -math.inf
-            if sign * value < best - cfg.min_delta:
+            if keep_last:  # nothing to select: the last epoch is the model
+                best, best_epoch = value, epoch
+                seconds_to_best = time.perf_counter() - start
+            elif sign * value < best - cfg.min_delta:
                 best, best_epoch, bad_epochs = sign * value, epoch, 0
                 best_state = copy.deepcopy(module.state_dict())
                 seconds_to_best = time.perf_counter() - start
@@ -349,7 +363,8 @@ class Trainer:
                 f"training learned nothing: no epoch gave a finite {val.key} (the val split "
                 "may be empty, or the loss diverged); check the data and lower the learning rate"
             )
-        module.load_state_dict(best_state)
+        if best_state is not None:
+            module.load_state_dict(best_state)
         module.eval()
         return TrainResult(
             history, best_epoch, sign * best, time.perf_counter() - start, seconds_to_best

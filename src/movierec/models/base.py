@@ -36,6 +36,9 @@ class FitContext:
     threshold: float = 4.0
     threads: int = 0  # CPU threads for libraries with their own pool (0 = their default)
     max_hours: float = 0.0  # train.max_hours: refuse a fit projected to take longer (0 = no limit)
+    # A refit (train.refit) trains exactly this many epochs, the ones selected on val by
+    # the fit before it, and keeps the last (0 = up to the model's epochs, early stopping)
+    epochs: int = 0
 
 
 @dataclass
@@ -76,6 +79,12 @@ class Recommender:
     # True when fit runs the shared Trainer, which trains data parallel under torchrun; the
     # others are fitted by rank 0 alone there.
     data_parallel: ClassVar[bool] = False
+
+    @classmethod
+    def refits(cls) -> bool:
+        """Whether ``train.refit`` can refit the family on train + val: the sequence
+        families' history windows are cut per split, so folding val in would need new ones."""
+        return "sequences" not in cls.needs
 
     def __init__(self, params: Any) -> None:
         self.params = params

@@ -75,6 +75,8 @@ class TorchRecommender(Recommender):
                 if k in TrainConfig.__dataclass_fields__
             }
         )
+        if ctx.epochs:  # a refit: the epochs selected on val, no validation of its own
+            cfg.epochs = ctx.epochs
 
         def entry(log: EpochLog) -> dict[str, float]:
             return {"epoch": log.epoch, "train_loss": log.train_loss, **log.metrics} | {
@@ -101,7 +103,8 @@ class TorchRecommender(Recommender):
             ),
         )
         start = time.perf_counter()
-        result = trainer.fit(self.module_, self.train_inputs(data), self.validation(data, ctx))
+        val = None if ctx.epochs else self.validation(data, ctx)
+        result = trainer.fit(self.module_, self.train_inputs(data), val)
         history = [entry(h) for h in result.history]
         return FitReport(
             time.perf_counter() - start,
