@@ -32,6 +32,7 @@ def _set_refit(project, value: bool = True) -> None:
 def test_val_in_train_moves_val_and_keeps_test_out_of_training(tiny_project):
     data = load_processed()
     merged = data.with_val_in_train()
+    assert data.with_val_in_train() is merged  # built once, shared by every scorer
     train, val, test = (data.splits[s] for s in ("train", "val", "test"))
     assert len(merged.splits["train"]) == len(train) + len(val)
     assert len(merged.splits["val"]) == 0

@@ -103,8 +103,11 @@ class Processed:
         (``train.refit``) trains on, and the data it is scored with on test.
 
         The epochs come from the fit on train alone, selected on val, so nothing here
-        needs val any more; test stays where it is, out of reach of ``for_training``."""
-        return ValInTrain.of(self)
+        needs val any more; test stays where it is, out of reach of ``for_training``.
+        Built once per data: evaluation and the blend's members all score with it."""
+        if "_val_in_train" not in self.__dict__:
+            self.__dict__["_val_in_train"] = ValInTrain.of(self)
+        return self.__dict__["_val_in_train"]
 
 
 class ValInTrain(Processed):
