@@ -169,10 +169,32 @@ def test_the_shipped_profiles_are_valid_and_tracked_by_the_stages_that_read_them
             model_params(model, section)  # every key known, every value in range
         assert set(profile) <= set(PROFILE_SECTIONS), name
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    resolver = stages.pop("profiles")  # the one stage that reads profiles.yaml
+    assert {"data.dataset", "data.profile"} <= set(resolver["params"][:2])
+    assert {"profiles.yaml": None} in resolver["params"]
+    assert "data/profile.json" in [next(iter(o)) for o in resolver["outs"]]
     for name, stage in stages.items():
         stage = stage.get("do", stage)
         plain = [p for p in stage.get("params", []) if isinstance(p, str)]
         files = [next(iter(p)) for p in stage.get("params", []) if isinstance(p, dict)]
         reads = any(p.split(".")[0] in PROFILE_SECTIONS for p in plain)
-        assert reads == ("profiles.yaml" in files), name
-        assert reads == ("data.profile" in plain), name
+        assert reads == ("data/profile.json" in stage["deps"]), name
+        assert "profiles.yaml" not in files, name
+
+
+def test_profile_step_writes_the_active_profile(tmp_path, monkeypatch):
+    import json
+
+    from movierec import steps
+
+    _write(tmp_path, {"data": {"dataset": "ml-1m"}}, PROFILES)
+    monkeypatch.chdir(tmp_path)
+    steps.profiles()
+    written = json.loads((tmp_path / "data" / "profile.json").read_text())
+    assert written == {"profile": "ml-1m", "settings": PROFILES["ml-1m"]}
+    _write(tmp_path, {"data": {"dataset": "ml-100k"}}, PROFILES)
+    steps.profiles()
+    assert json.loads((tmp_path / "data" / "profile.json").read_text()) == {
+        "profile": None,
+        "settings": {},
+    }

@@ -93,7 +93,7 @@ def test_partial_repro_reproduces_committed_metrics_then_nothing_to_do(
     third = _run(proj, "dvc", "repro", *targets, mirror=mirror)
     assert third.returncode == 0, third.stdout + third.stderr
     ran = [line for line in third.stdout.splitlines() if line.startswith("Running stage")]
-    assert ran == ["Running stage 'code':"], third.stdout
+    assert ran == ["Running stage 'fingerprint':"], third.stdout
     assert "no step's code changed" in third.stdout
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_each_stage_depends_on_its_steps_code_fingerprint():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    code = stages.pop("code")
+    code = stages.pop("fingerprint")
     assert code["deps"] == ["src/movierec", "stages"]
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in code["outs"]}
     assert outs == {f"data/code/{name}.txt" for name in stages}
@@ -36,6 +36,16 @@ def test_each_stage_depends_on_its_steps_code_fingerprint():
         assert f'run_step("{name}"' in script, f"stages/{name}.py must call its step"
         assert f"data/code/{name}.txt" in entry["deps"], name
         assert not [d for d in entry["deps"] if d.startswith(("src/", "stages/"))], name
+
+
+def test_no_stage_script_shadows_a_standard_module():
+    """``python stages/<name>.py`` puts stages/ first on the import path: a script named
+    like a standard module (``profile``, ``code``) would replace it wherever it is imported
+    (``pdb`` imports ``code``)."""
+    import sys
+
+    clashes = [p.name for p in (ROOT / "stages").glob("*.py") if p.stem in sys.stdlib_module_names]
+    assert not clashes
 
 
 def test_fingerprint_lists_exactly_the_code_a_step_runs():

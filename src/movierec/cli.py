@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for name, text in (
-        ("code", "fingerprint the source files each pipeline step runs (data/code)"),
+        ("fingerprint", "fingerprint the source files each pipeline step runs (data/code)"),
+        ("profiles", "resolve the active profiles.yaml entry into data/profile.json"),
         ("download", "fetch and verify data.dataset into data/raw"),
         ("preprocess", "parse, reindex and split into data/processed"),
         ("embed", "train and score word2vec movie vectors"),

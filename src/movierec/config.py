@@ -354,13 +354,13 @@ def merge_params(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def apply_profile(raw: dict[str, Any], profiles_path: Path) -> dict[str, Any]:
-    """``raw`` with the selected profile of ``profiles.yaml`` merged over it.
+def active_profile(raw: dict[str, Any], profiles_path: Path) -> tuple[str | None, dict[str, Any]]:
+    """The profile ``raw`` selects from ``profiles.yaml``: its name and its settings.
 
     ``data.profile: auto`` picks the profile named like ``data.dataset`` when there is
-    one; ``none`` picks nothing; any other value must name a profile. A profile may
-    set only what DVC re-reads per stage (model, embed, insight and ensemble settings),
-    never the data, the split or the list of models.
+    one; ``none`` picks nothing (``(None, {})``); any other value must name a profile.
+    A profile may set only what DVC re-reads per stage (model, embed, insight and
+    ensemble settings), never the data, the split or the list of models.
     """
     data = raw.get("data") or {}
     name = data.get("profile", "auto") if isinstance(data, dict) else "auto"
@@ -368,11 +368,11 @@ def apply_profile(raw: dict[str, Any], profiles_path: Path) -> dict[str, Any]:
     if profiles_path.is_file():
         profiles = load_raw(profiles_path)
     if name == "none":
-        return raw
+        return None, {}
     if name == "auto":
         name = data.get("dataset", "ml-100k") if isinstance(data, dict) else "ml-100k"
         if name not in profiles:
-            return raw
+            return None, {}
     elif name not in profiles:
         known = ", ".join(["auto", "none", *sorted(profiles)])
         raise ConfigError(
@@ -388,7 +388,13 @@ def apply_profile(raw: dict[str, Any], profiles_path: Path) -> dict[str, Any]:
                 f"{profiles_path}: `{name}.{key}` cannot be set by a profile (only "
                 f"{', '.join(PROFILE_SECTIONS)}); set it in params.yaml"
             )
-    return merge_params(raw, profile)
+    return name, profile
+
+
+def apply_profile(raw: dict[str, Any], profiles_path: Path) -> dict[str, Any]:
+    """``raw`` with its selected profile of ``profiles.yaml`` merged over it."""
+    _, profile = active_profile(raw, profiles_path)
+    return merge_params(raw, profile) if profile else raw
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -36,7 +36,12 @@ def tsne_map(
     chosen.sort()
     perplexity = min(p.perplexity, (len(chosen) - 1) / 3)
     xy = TSNE(
-        n_components=2, perplexity=perplexity, init="pca", random_state=seed, metric="cosine"
+        n_components=2,
+        perplexity=perplexity,
+        init="pca",
+        random_state=seed,
+        metric="cosine",
+        max_iter=p.iterations,
     ).fit_transform(vectors[chosen])
     items = data.items
     genres = main_genre(data)

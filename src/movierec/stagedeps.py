@@ -4,10 +4,10 @@ A stage script calls ``movierec.steps.<step>``; its code is that function, the
 module's helpers it calls and everything they import, followed transitively
 through the ``movierec`` package (imports inside functions count: they run too).
 
-The ``code`` stage writes one fingerprint per step (``data/code/<step>.txt``: the
+The ``fingerprint`` stage writes one fingerprint per step (``data/code/<step>.txt``: the
 hash of each of those files) and every other stage depends on its step's
 fingerprint instead of listing the files. A change anywhere in the package reruns
-only the cheap ``code`` stage; a stage reruns exactly when a file its step runs
+only the cheap ``fingerprint`` stage; a stage reruns exactly when a file its step runs
 changed. It also keeps ``dvc.lock`` small: DVC rereads and rewrites the whole
 lock file after every stage, so a thousand per-file entries cost seconds a stage.
 """
@@ -19,7 +19,7 @@ import hashlib
 from pathlib import Path
 
 PACKAGE = "movierec"
-CODE_STEP = "code"  # the step that writes the fingerprints
+CODE_STEP = "fingerprint"  # the step that writes the fingerprints
 
 
 def _module_file(src: Path, module: str) -> Path | None:

@@ -39,13 +39,13 @@ def _pin_threads() -> None:
         threadpool_limits(limits=threads)
 
 
-def code() -> None:
+def fingerprint() -> None:
     """Fingerprint the source files each step runs (``data/code/<step>.txt``): every
     other stage depends on its step's fingerprint, so it reruns when that code changes."""
     from movierec.stagedeps import write_fingerprints
 
     for line in write_fingerprints(Path("."), Path("data/code")):
-        print(f"code: {line}")
+        print(f"fingerprint: {line}")
 
 
 def custom(role: str) -> None:
@@ -57,6 +57,20 @@ def custom(role: str) -> None:
     params = load_params()
     record = fingerprint_custom(params.data.custom, role, Path("data/custom"))
     print(f"data.custom.{role}: {record['path']} (sha256 {record['sha256'][:12]}...)")
+
+
+def profiles() -> None:
+    """Resolve the active profile once (``data/profile.json``): the stages that read a
+    profile depend on this file, not on all of ``profiles.yaml``, so editing another data
+    set's profile reruns nothing, and ``dvc.lock`` (which DVC rereads and rewrites after
+    every stage) does not repeat the whole file under every stage."""
+    from movierec.config import active_profile
+    from movierec.io import write_json
+
+    load_params()  # every section valid, the profile included
+    name, settings = active_profile(load_raw(), Path("profiles.yaml"))
+    write_json(Path("data/profile.json"), {"profile": name, "settings": settings})
+    print(f"profiles: active profile {name or 'none'} -> data/profile.json")
 
 
 def download() -> None:

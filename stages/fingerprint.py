@@ -1,0 +1,6 @@
+"""DVC stage `fingerprint`: the same step as `movierec fingerprint` (movierec.steps)."""
+
+from movierec.steps import run_step
+
+if __name__ == "__main__":
+    run_step("fingerprint")
