@@ -147,3 +147,24 @@ def test_blend_fits_on_first_fits_and_tests_the_refits(tiny_project):
     assert np.isfinite(result["test"]["rmse"]) and np.isfinite(result["val"]["rmse"])
     blend = pl.read_parquet("data/ensemble/predictions.parquet").filter(pl.col("split") == "test")
     assert len(blend) == len(load_processed().splits["test"])
+
+
+def test_recommend_and_predict_serve_the_refit(tiny_project):
+    """What a user is served is the model whose test row is reported: the refit, if any."""
+    from movierec.recommend import load_served
+
+    params = load_params()
+    train_model("mf_bias", params)
+    data = load_processed()
+    users = np.arange(3)
+    served = load_served("mf_bias", params, data).score_users(users)
+    np.testing.assert_allclose(served, load_model("mf_bias", params, data).score_users(users))
+
+    _set_refit(tiny_project)
+    params = load_params()
+    train_model("mf_bias", params)
+    refit = load_refit("mf_bias", params, data)
+    assert refit is not None
+    served = load_served("mf_bias", params, data).score_users(users)
+    np.testing.assert_allclose(served, refit.score_users(users))
+    assert not np.allclose(served, load_model("mf_bias", params, data).score_users(users))

@@ -182,8 +182,9 @@ class Ensemble(Recommender):
 
 
 def load_ensemble(params: Params, data: Processed, folder: Path = ENSEMBLE_DIR) -> Ensemble:
-    """The fitted rating blend with its members loaded (for ``recommend`` / ``predict``)."""
-    from movierec.trained import load_model
+    """The fitted rating blend with its members loaded (for ``recommend`` / ``predict``):
+    the refitted members where there are any, as its test row blends."""
+    from movierec.trained import load_final
 
     path = folder / "model.npz"
     if not path.is_file():
@@ -192,7 +193,7 @@ def load_ensemble(params: Params, data: Processed, folder: Path = ENSEMBLE_DIR) 
         stacker = Stacker(f["mean"], f["scale"], f["coef"], float(f["intercept"]))
         names = [str(n) for n in f["names"]]
     model = Ensemble(names, stacker, ensemble_section(params), data)
-    model.members = [load_model(n, params, data) for n in names]
+    model.members = [load_final(n, params, data) for n in names]
     return model
 
 

@@ -14,7 +14,7 @@ from movierec.dataset import Processed
 from movierec.errors import LookupFailed, MovierecError
 from movierec.metrics import top_k
 from movierec.models.base import Recommender
-from movierec.trained import MODELS_DIR, load_model
+from movierec.trained import MODELS_DIR, load_final
 
 # The blends: not registry families (their stages fit them from the other models).
 BLEND_DIRS = {"ensemble": Path("data/ensemble"), "ensemble_topn": Path("data/ensemble_topn")}
@@ -29,7 +29,8 @@ def is_trained(name: str) -> bool:
 
 
 def load_served(name: str, params: Params, data: Processed) -> Recommender:
-    """Any model on the leaderboard, the blends included, ready to score."""
+    """Any model on the leaderboard, the blends included, ready to score: the copy refitted
+    on train + val where ``train.refit`` made one, as its test row reports."""
     from movierec.models.registry import MODELS
 
     if name == "ensemble":
@@ -43,7 +44,7 @@ def load_served(name: str, params: Params, data: Processed) -> Recommender:
     if name not in MODELS:
         known = [*MODELS, *BLEND_DIRS]
         raise LookupFailed(f"--model {name!r} is not a model; known: {', '.join(known)}")
-    return load_model(name, params, data)
+    return load_final(name, params, data)
 
 
 def default_model(task: str, leaderboard: Path = Path("metrics/leaderboard.json")) -> str:

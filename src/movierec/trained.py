@@ -68,3 +68,9 @@ def load_refit(name: str, params: Params, data: Processed) -> Recommender | None
     model = create(name, params)
     model.load_state(folder, data.with_val_in_train())
     return model
+
+
+def load_final(name: str, params: Params, data: Processed) -> Recommender:
+    """The model whose test numbers are reported, the one to serve: the refit (trained on
+    train + val) when ``train.refit`` made one, else the fit on train."""
+    return load_refit(name, params, data) or load_model(name, params, data)
