@@ -86,6 +86,7 @@ def _rmse(model, data, split="test") -> float:
                 "batch_size": 1024,
             },
         ),
+        ("sparse_fc", {"hidden": [100, 100], "l2": 2.0}),
     ],
 )
 def test_recovers_planted_low_rank(planted, name, overrides):
@@ -100,6 +101,7 @@ def test_recovers_planted_low_rank(planted, name, overrides):
 # Row-based models see few rows (and so few steps) per epoch on a small matrix.
 SMALL_DATA = {
     "autorec_item": {"batch_size": 32},
+    "sparse_fc": {"l2": 5.0},  # its penalty is against a sum over ratings: smaller data, less
     "autorec_user": {"batch_size": 32},
     "deep_autorec": {"batch_size": 32},
     "mlp_classifier": {"batch_size": 128, "epochs": 15, "patience": 15},
@@ -162,7 +164,17 @@ def test_early_stopping_restores_the_best_epoch():
 
 @pytest.mark.parametrize(
     "name",
-    ["mf_bias", "mlp", "item_knn", "autorec_item", "deep_autorec", "wide_deep", "rnn", "bst"],
+    [
+        "mf_bias",
+        "mlp",
+        "item_knn",
+        "autorec_item",
+        "deep_autorec",
+        "sparse_fc",
+        "wide_deep",
+        "rnn",
+        "bst",
+    ],
 )
 def test_same_seed_identical_predictions(small_planted, name):
     """Same seed, same machine: bit-identical predictions and rankings (so identical metrics)."""

@@ -33,7 +33,8 @@ from movierec.budget import PROBE_SECONDS, Budget
 from movierec.config import ConfigError
 
 Batch = dict[str, torch.Tensor]
-Optimizer = Literal["adam", "adamw", "adamax", "adagrad", "sgd", "sparse_adam"]
+Optimizer = Literal["adam", "adamw", "adamax", "adagrad", "sgd", "sparse_adam", "lbfgs"]
+LBFGS_ITERATIONS = 5  # an L-BFGS epoch: this many quasi-Newton steps on the whole training set
 Schedule = Literal["constant", "onecycle"]
 
 
@@ -68,6 +69,12 @@ class TrainConfig:
         if self.patience < 1:
             raise ConfigError(
                 f"params.yaml: `{key}.patience` must be at least 1 (got {self.patience})"
+            )
+        if self.optimizer == "lbfgs" and (self.schedule != "constant" or self.weight_decay):
+            raise ConfigError(
+                f"params.yaml: `{key}.optimizer: lbfgs` takes full-batch steps with its own "
+                "line search: set `schedule: constant` and `weight_decay: 0` (a model trained "
+                "this way carries its penalties in its loss)"
             )
 
 
@@ -157,6 +164,14 @@ def make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     wd = cfg.weight_decay
     if cfg.optimizer == "sparse_adam":
         return torch.optim.SparseAdam(params, lr=cfg.lr)  # decay, if any, belongs in the loss
+    if cfg.optimizer == "lbfgs":
+        return torch.optim.LBFGS(
+            params,
+            lr=cfg.lr,
+            max_iter=LBFGS_ITERATIONS,
+            history_size=10,
+            line_search_fn="strong_wolfe",
+        )
     kinds: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
         "adam": (torch.optim.Adam, {"weight_decay": wd}),
         "adamw": (torch.optim.AdamW, {"weight_decay": wd}),
@@ -271,7 +286,9 @@ class Trainer:
             val = rmse_validation({k: v.to(self.device) for k, v in val.items()})
         sign = -1.0 if val.higher_is_better else 1.0  # internally: lower is better
         n = next(iter(train.values())).shape[0]  # rows to batch over (pairs, or matrix rows)
-        steps = math.ceil(n / cfg.batch_size)
+        full_batch = cfg.optimizer == "lbfgs"  # quasi-Newton steps need the whole objective
+        batch_size = n if full_batch else cfg.batch_size
+        steps = math.ceil(n / batch_size)
         optimizer = make_optimizer(module, cfg)
         scheduler = None
         if cfg.schedule == "onecycle":
@@ -301,13 +318,23 @@ class Trainer:
             t0 = time.perf_counter()
             module.train()
             total, rows = torch.zeros((), device=self.device), 0
-            for b, idx in enumerate(_batches(n, cfg.batch_size, generator, self.device, world)):
+            for b, idx in enumerate(_batches(n, batch_size, generator, self.device, world)):
                 batch = {k: v[idx] for k, v in train.items()}
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    loss = step(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if full_batch:
+
+                    def closure(batch: Batch = batch) -> torch.Tensor:
+                        optimizer.zero_grad(set_to_none=True)
+                        loss = step(batch)  # full precision: the line search compares values
+                        loss.backward()
+                        return loss
+
+                    loss = optimizer.step(closure)  # the objective before this epoch's steps
+                else:
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                        loss = step(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
                 total += loss.detach().float() * idx.shape[0]

@@ -126,12 +126,16 @@ class AutoEncoder(nn.Module):
         layers: list[nn.Module] = []
         middle = len(params.hidden) // 2
         for k, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            layers += [nn.Linear(a, b), act()]
+            layers += [self.linear(a, b), act()]
             if k == middle and params.code_dropout > 0:
                 layers.append(nn.Dropout(params.code_dropout))
         self.encoder = nn.Sequential(*layers)
-        self.decoder = nn.Linear(widths[-1], self.n_cols)
+        self.decoder = self.linear(widths[-1], self.n_cols)
         self.out_act = ACTIVATIONS[params.output_activation]()
+
+    def linear(self, n_in: int, n_out: int) -> nn.Module:
+        """A dense layer (``weight`` as ``(n_out, n_in)``, ``bias``); variants mask it."""
+        return nn.Linear(n_in, n_out)
 
     def score_users(self, batch: Batch, n_items: int, block: int = 4096) -> torch.Tensor:
         """Full rows: user rows are reconstructed directly; with movie rows every movie is
@@ -231,6 +235,7 @@ def subset_users(data: Processed, subset: dict[str, str]) -> np.ndarray:
 class _AutoRec(TorchRecommender):
     user_rows: bool = True
     eval_batch = 8192
+    module_class: type[AutoEncoder] = AutoEncoder
 
     def build(self, data: Processed) -> nn.Module:
         p = self.params
@@ -259,7 +264,7 @@ class _AutoRec(TorchRecommender):
                     f"{data.meta['dataset']} has no demographics"
                 )
             side = torch.from_numpy(onehot)
-        return AutoEncoder(matrix, fill, side, p, self.user_rows)
+        return self.module_class(matrix, fill, side, p, self.user_rows)
 
     def split_inputs(self, data: Processed, split: str) -> dict[str, torch.Tensor]:
         part = data.splits[split]

@@ -42,6 +42,7 @@ from movierec.models.ials import IALS, IALSParams
 from movierec.models.pop import Pop, PopParams
 from movierec.models.sasrec import SASRec, SASRecParams
 from movierec.models.sequence import BST, RNN, BSTParams, RNNParams
+from movierec.models.sparse_fc import SparseFC, SparseFCParams
 from movierec.models.wide_deep import WideDeep, WideDeepParams
 from movierec.models.word2vec import Word2VecModel
 from movierec.schema import EmbedParams
@@ -58,6 +59,7 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "autorec_item": (AutoRecItem, AutoRecParams),
     "autorec_user": (AutoRecUser, AutoRecParams),
     "deep_autorec": (DeepAutoRec, DeepAutoRecParams),
+    "sparse_fc": (SparseFC, SparseFCParams),
     "wide_deep": (WideDeep, WideDeepParams),
     "rnn": (RNN, RNNParams),
     "bst": (BST, BSTParams),
