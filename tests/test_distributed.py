@@ -59,12 +59,14 @@ def test_two_gloo_processes_train_like_one_process(tiny_project, model, key):
     assert "Traceback" not in parallel.stderr
 
 
-def test_a_family_without_the_trainer_is_fitted_by_rank_zero_alone(tiny_project):
+@pytest.mark.parametrize("model", ["bias", "sparse_fc"])
+def test_a_single_process_family_is_fitted_by_rank_zero_alone(tiny_project, model):
+    """bias has no Trainer; sparse_fc's full-batch L-BFGS uses it, but in one process."""
     _set_train(tiny_project, launcher="torchrun", nproc_per_node=2)
-    run = _train("bias")
+    run = _train(model)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.count("bias: ") == 1
-    assert (tiny_project / "data" / "models" / "bias" / "fit.json").is_file()
+    assert run.stdout.count(f"{model}: ") == 1
+    assert (tiny_project / "data" / "models" / model / "fit.json").is_file()
 
 
 def test_a_failing_rank_is_one_line_per_process(tiny_project):

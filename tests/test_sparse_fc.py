@@ -68,6 +68,7 @@ def test_lbfgs_epochs_take_full_batch_steps_to_the_least_squares_solution():
         ({"schedule": "onecycle"}, "schedule: constant"),
         ({"noise": "gaussian", "noise_factor": 0.1}, "deterministic objective"),
         ({"code_dropout": 0.5}, "deterministic objective"),
+        ({"refeed": True}, "refeed"),
         ({"kernel_dim": 0}, "kernel_dim"),
         ({"l2": -1.0}, "l2"),
     ],

@@ -264,6 +264,7 @@ class Trainer:
         on_epoch: Callable[[EpochLog], None] | None = None,
         progress: bool | None = None,
         budget: Budget | None = None,
+        data_parallel: bool = True,
     ) -> None:
         self.cfg = cfg
         self.budget = budget  # checked through the first epoch: refuse early, not after days
@@ -272,6 +273,7 @@ class Trainer:
         self.amp = amp and device.type == "cuda"
         self.on_epoch = on_epoch
         self.progress = progress
+        self.data_parallel = data_parallel  # False: rank 0 alone trains, even under torchrun
 
     def fit(self, module: nn.Module, train: Batch, val: Batch | Validation | None) -> TrainResult:
         """Train with early stopping on ``val``, restoring the best epoch's weights; with
@@ -296,7 +298,11 @@ class Trainer:
                 optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps
             )
         generator = torch.Generator().manual_seed(self.seed)
-        world = distributed.current()
+        world = distributed.current() if self.data_parallel else distributed.World()
+        if full_batch and world.size > 1:  # each rank's line search would take its own steps
+            raise ConfigError(
+                "optimizer: lbfgs trains in one process; run it with `train.launcher: python`"
+            )
         # ranks would time themselves apart and one refusing would hang the others
         budget = self.budget if world.size == 1 else None
         step = module.loss

@@ -51,6 +51,11 @@ class SparseFCParams(AutoRecParams):
                 f"params.yaml: `{key}`: L-BFGS needs a deterministic objective; set "
                 "`noise: none` and `code_dropout: 0`, or another optimizer"
             )
+        if self.refeed:
+            raise ConfigError(
+                f"params.yaml: `{key}.refeed` is for the dense autoencoders; sparse_fc's "
+                "objective is the published one (set `refeed: false`)"
+            )
 
 
 class KernelLinear(nn.Module):

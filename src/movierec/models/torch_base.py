@@ -94,6 +94,7 @@ class TorchRecommender(Recommender):
             amp=ctx.amp,
             on_epoch=on_epoch,
             progress=ctx.progress,
+            data_parallel=self.data_parallel,
             budget=Budget(
                 ctx.max_hours,
                 f"training {self.name} ({cfg.epochs} epochs at most)",
