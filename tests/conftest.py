@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from movierec.config import SyntheticData
-from movierec.data.synthetic import SyntheticSet, generate
+from movierec.config import SyntheticData, parse_params
+from movierec.data.preprocess import preprocess
+from movierec.data.synthetic import SyntheticSet, generate, write_custom
+from movierec.dataset import Processed, load_processed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +44,16 @@ def tiny_cfg() -> SyntheticData:
 @pytest.fixture(scope="session")
 def tiny(tiny_cfg: SyntheticData) -> SyntheticSet:
     return generate(tiny_cfg, seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_processed(tmp_path_factory: pytest.TempPathFactory, tiny: SyntheticSet) -> Processed:
+    """The tiny set preprocessed once (split seed 5), for tests that only read it."""
+    folder = tmp_path_factory.mktemp("tiny_processed")
+    write_custom(tiny, folder / "raw")
+    params = parse_params({"data": {"dataset": "synthetic"}})
+    preprocess(folder / "raw", folder / "processed", params.data, seed=5)
+    return load_processed(folder / "processed")
 
 
 @pytest.fixture(autouse=True)

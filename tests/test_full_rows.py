@@ -13,10 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from movierec.config import build_section, parse_params
-from movierec.data.preprocess import preprocess
-from movierec.data.synthetic import write_custom
-from movierec.dataset import load_processed
+from movierec.config import build_section
 from movierec.models.layers import PairTerm, dense_tail, fold_tail, live_units, pair_rows
 from movierec.models.registry import MODELS
 
@@ -31,12 +28,8 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory, tiny):
-    folder = tmp_path_factory.mktemp("rows")
-    write_custom(tiny, folder / "raw")
-    params = parse_params({"data": {"dataset": "synthetic"}})
-    preprocess(folder / "raw", folder / "processed", params.data, seed=5)
-    return load_processed(folder / "processed")
+def data(tiny_processed):
+    return tiny_processed
 
 
 def _randomised(module: nn.Module) -> dict[str, np.ndarray]:

@@ -6,10 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from movierec.config import ConfigError, build_section, parse_params
-from movierec.data.preprocess import preprocess
-from movierec.data.synthetic import write_custom
-from movierec.dataset import load_processed
+from movierec.config import ConfigError, build_section
 from movierec.models.base import FitContext
 from movierec.models.registry import MODELS
 from movierec.models.sparse_fc import KernelLinear, SparseFCParams
@@ -79,12 +76,8 @@ def test_settings_lbfgs_cannot_honour_are_refused(overrides, message):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory, tiny):
-    folder = tmp_path_factory.mktemp("sparse_fc")
-    write_custom(tiny, folder / "raw")
-    params = parse_params({"data": {"dataset": "synthetic"}})
-    preprocess(folder / "raw", folder / "processed", params.data, seed=5)
-    return load_processed(folder / "processed")
+def data(tiny_processed):
+    return tiny_processed
 
 
 def test_full_rows_equal_pairwise_predictions_and_the_fit_is_seeded(data):
