@@ -13,7 +13,7 @@ from scipy import stats
 from movierec.cli import main as cli_main
 from movierec.compare import Side, compare_sides
 from movierec.errors import ConfigError
-from movierec.repeats import parse_sweep, run_name, summarise
+from movierec.repeats import check_index_clean, parse_sweep, run_name, summarise
 from movierec.results import write_per_user
 
 USERS = np.arange(300)
@@ -120,3 +120,13 @@ def test_sweep_spec_is_checked():
     assert run_name("data.split.fold", "u1") == "fold-u1"
     with pytest.raises(ConfigError, match="KEY=V1,V2"):
         parse_sweep("seed=1")
+
+
+def test_repeat_refuses_a_staged_index_before_running_anything(tmp_path):
+    """An interrupted `dvc exp run` leaves its files staged; the next run would fail late."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    check_index_clean(tmp_path)  # nothing staged: fine
+    subprocess.run(["git", "add", "params.yaml"], check=True, cwd=tmp_path)
+    with pytest.raises(ConfigError, match=r"1 staged change\(s\).*git reset"):
+        check_index_clean(tmp_path)
