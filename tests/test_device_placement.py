@@ -23,6 +23,7 @@ from movierec.config import load_params
 from movierec.dataset import load_processed
 from movierec.models.base import FitContext
 from movierec.models.registry import MODELS, create
+from movierec.models.torch_base import TorchRecommender
 from movierec.training import Trainer
 
 PACKAGE = str(Path(movierec.__file__).parent)
@@ -40,7 +41,7 @@ FACTORIES = {
     torch.linspace,
     torch.eye,
 }
-TORCH_FAMILIES = [n for n, (cls, _) in MODELS.items() if cls.data_parallel]
+TORCH_FAMILIES = [n for n, (cls, _) in MODELS.items() if issubclass(cls, TorchRecommender)]
 
 
 class ImplicitDeviceCalls(TorchFunctionMode):
@@ -69,8 +70,8 @@ def test_the_check_names_a_tensor_made_without_a_device():
     assert len(watch.sites) == 1 and next(iter(watch.sites)).startswith(Path(__file__).name)
 
 
-def test_the_families_that_train_data_parallel_are_the_torch_ones():
-    assert {"mf_bias", "mlp", "autorec_item", "bst", "sasrec"} <= set(TORCH_FAMILIES)
+def test_the_checked_families_are_the_torch_ones():
+    assert {"mf_bias", "mlp", "autorec_item", "bst", "sasrec", "sparse_fc"} <= set(TORCH_FAMILIES)
     assert "bias" not in TORCH_FAMILIES and "ease" not in TORCH_FAMILIES
 
 

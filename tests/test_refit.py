@@ -168,3 +168,26 @@ def test_recommend_and_predict_serve_the_refit(tiny_project):
     served = load_served("mf_bias", params, data).score_users(users)
     np.testing.assert_allclose(served, refit.score_users(users))
     assert not np.allclose(served, load_model("mf_bias", params, data).score_users(users))
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_a_rankers_predictions_file_holds_its_scores_of_the_pairs(tiny_project, refit):
+    """A ranker predicts no ratings: its predictions rows carry the scores its ranking used
+    (test from the refit where there is one), never a column of NaN."""
+    _set_refit(tiny_project, refit)
+    params = load_params()
+    train_model("ease", params)
+    evaluate_model("ease", params)
+    data = load_processed()
+    frame = pl.read_parquet(PREDICTIONS_DIR / "ease.parquet")
+    assert "prediction" not in frame.columns and frame["score"].null_count() == 0
+    for split, model in (
+        ("val", load_model("ease", params, data)),
+        ("test", load_refit("ease", params, data) if refit else load_model("ease", params, data)),
+    ):
+        part = frame.filter(pl.col("split") == split)
+        users, items = part["user"].to_numpy(), part["item"].to_numpy()
+        assert len(part) == len(data.splits[split])
+        rows = model.score_users(np.unique(users))
+        at = np.searchsorted(np.unique(users), users)
+        np.testing.assert_allclose(part["score"].to_numpy(), rows[at, items], rtol=1e-5)
