@@ -44,24 +44,25 @@ def run_name(key: str, value: str) -> str:
     return f"{key.rsplit('.', 1)[-1]}-{value}".replace("_", "-")
 
 
-def check_index_clean(cwd: Path | None = None) -> None:
-    """Refuse to start when git's index holds staged changes: an interrupted ``dvc exp run``
-    leaves its run's files staged, and the next one would fail late, on a merge conflict."""
+def staged_hint(cwd: Path | None = None) -> str:
+    """What to do when ``dvc exp run`` failed with changes staged in git's index: an
+    interrupted run leaves its files staged, and every later run fails on applying them.
+    (Staged changes alone are fine: ``core.autostage`` stages ``dvc.lock`` after a repro.)"""
     staged = subprocess.run(
         ["git", "diff", "--cached", "--name-only"], capture_output=True, text=True, cwd=cwd
     )
-    if staged.returncode == 0 and staged.stdout.strip():
-        count = len(staged.stdout.split())
-        raise ConfigError(
-            f"repeat: git's index holds {count} staged change(s), as an interrupted "
-            "`dvc exp run` leaves it; unstage them with `git reset` (and drop them with "
-            "`git checkout -- .` if they are not yours), then run repeat again"
-        )
+    if staged.returncode or not staged.stdout.strip():
+        return ""
+    count = len(staged.stdout.split())
+    return (
+        f"; git's index holds {count} staged change(s), as an interrupted `dvc exp run` "
+        "leaves it: unstage them with `git reset` (and drop them with `git checkout -- .` "
+        "if they are not yours), then run repeat again"
+    )
 
 
 def run_sweep(key: str, values: list[str], extra: list[str]) -> list[str]:
     """``dvc exp run`` per value (a same-named earlier run is replaced); the names run."""
-    check_index_clean()
     names = []
     for value in values:
         name = run_name(key, value)
@@ -71,7 +72,9 @@ def run_sweep(key: str, values: list[str], extra: list[str]) -> list[str]:
             command += ["-S", setting]
         print("$ " + " ".join(command), flush=True)
         if subprocess.run(command).returncode:
-            raise ConfigError(f"repeat: `{' '.join(command)}` failed; see its output above")
+            raise ConfigError(
+                f"repeat: `{' '.join(command)}` failed; see its output above" + staged_hint()
+            )
         names.append(name)
     return names
 
