@@ -111,7 +111,7 @@ class SequenceParams(TrainConfig):
 @dataclass
 class BSTParams(SequenceParams):
     heads: int = 8
-    blocks: int = 2
+    blocks: int = 1
     ff_dim: int = 128
     attention_dropout: float = 0.1
     history_sees_target: bool = False  # True: full self-attention (slower ranking)
