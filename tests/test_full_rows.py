@@ -24,6 +24,7 @@ CASES = [
     ("wide_deep", {}),
     ("rnn", {}),
     ("bst", {}),
+    ("bst", {"blocks": 2}),  # later blocks recompute the target's projections per user
 ]
 
 
@@ -73,6 +74,21 @@ def test_full_rows_equal_pairwise_predictions(data, name, overrides, dead):
     assert rows.shape == (len(users), data.n_items)
     assert rows.std() > 0.03  # the randomised layers really spread the scores
     np.testing.assert_allclose(rows, pairwise, atol=2e-4)
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_bst_ranks_alike_in_user_tiles_and_movie_tiles(data, blocks):
+    cls, pcls = MODELS["bst"]
+    model = cls(build_section(pcls, {"blocks": blocks}, "models.bst"))
+    torch.manual_seed(1)
+    model.set_state(_randomised(model.build(data)), data)
+    users = torch.arange(min(12, data.n_users))
+    batch = model.user_batch(users)
+    whole = model.module_.rank(batch, data.n_items, budget=data.n_items * len(users))
+    assert data.n_items > 3
+    for budget in (data.n_items * 5, data.n_items // 3):  # 5 users a tile / a third of the movies
+        tiled = model.module_.rank(batch, data.n_items, budget=budget)
+        torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
 
 
 def test_pair_rows_blocks_movies_on_wide_catalogues():
