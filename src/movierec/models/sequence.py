@@ -218,14 +218,6 @@ class AttentionBlock(nn.Module):
         return self.finish(x, self.attend(q, k, v, allowed))
 
 
-def _softmax_last(x: torch.Tensor) -> torch.Tensor:
-    """Softmax over a short last axis (history + target, L + 1 keys): written out, it runs
-    about 3x faster on CPU than ``torch.softmax``, whose kernel is slow for rows this short.
-    At least one entry of each row is finite (the target key)."""
-    e = (x - x.amax(-1, keepdim=True)).exp_()
-    return e / e.sum(-1, keepdim=True)
-
-
 class BehaviorSequenceTransformer(nn.Module):
     """History + target movie as ``L + 1`` tokens through transformer blocks, then an MLP.
 
@@ -301,8 +293,9 @@ class BehaviorSequenceTransformer(nn.Module):
         History states are computed once per user; each block then runs only the
         target token, attending to the cached history keys and values. Pairs go through
         in tiles of at most ``budget`` (users, and movies too on catalogues wider than
-        the budget), so a tile's intermediate arrays stay in the CPU cache: ranking
-        ml-latest-small (610 x 9,742) is ~12% faster than in whole-catalogue rows.
+        the budget), so a tile's intermediate arrays stay in the CPU cache. With the
+        block-diagonal attention below, ranking ml-latest-small (610 x 9,742) takes 16%
+        less time than whole-catalogue rows with per-head products did (2 CPU cores).
         """
         items, levels, valid = self.tokens.ids(batch)
         n_users = items.shape[0]
@@ -319,37 +312,52 @@ class BehaviorSequenceTransformer(nn.Module):
         all_items = torch.arange(n_items, device=items.device)
         no_rating = self.tokens.rating.weight[0]
         target0 = self._embed(all_items) + no_rating + self.position[self.length]  # (n_items, d)
+        d, heads = target0.shape[-1], self.blocks[0].heads
+        scale = (d // heads) ** -0.5
         # The first block's target projections do not depend on the user: computed once.
-        first_qkv = [self.blocks[0]._split(z) for z in self.blocks[0].qkv(target0).chunk(3, -1)]
-        first_self = (first_qkv[0] * first_qkv[1]).sum(-1, keepdim=True)  # (n_items, H, 1)
+        first_q, first_k, first_v = (
+            self.blocks[0]._split(z) for z in self.blocks[0].qkv(target0).chunk(3, -1)
+        )
+        first_self = (first_q * first_k).sum(-1, keepdim=True) * scale  # (n_items, H, 1)
+        first_q = first_q.flatten(-2)  # (n_items, d)
+        # Each user's cached history keys and values as block-diagonal (d, H * L) and
+        # (H * L, d) matrices: one matrix product then scores (pre-scaled) or mixes every
+        # head at once, instead of a batch of tiny per-head products.
+        eye = torch.eye(heads, device=items.device)
+        keys_bd = [
+            torch.einsum("ulhe,hg->uhegl", k * scale, eye).flatten(1, 2).flatten(2)
+            for k in keys_hist
+        ]
+        vals_bd = [
+            torch.einsum("ulhe,hg->uhlge", v, eye).flatten(1, 2).flatten(2) for v in vals_hist
+        ]
         # The movie-side features enter the first dense layer as a per-movie constant.
         w_item = self.mlp.first.weight[:, self.mlp.user_dim :]
-        d = target0.shape[-1]
         side_proj = self.side.item(all_items) @ w_item[:, d:].T + self.mlp.first.bias
         layers = self.mlp.eval_layers()
         w_target = w_item[:, :d].T.contiguous()
         user_ids = batch["user"]
 
         def tile(sl: slice, il: slice) -> torch.Tensor:
-            """Ratings of movies ``il`` for users ``sl``, ``(b, n)``."""
-            b = user_proj[sl].shape[0]
+            """Ratings of movies ``il`` for users ``sl``, ``(b, n)``: the target token through
+            every block (softmax over history keys + itself, written out), then the MLP."""
+            b, n = user_proj[sl].shape[0], target0[il].shape[0]
             t = target0[None, il].expand(b, -1, -1)  # (b, n, d)
             masked = ~valid[sl][:, None, None, :]  # padding keys, (b, 1, 1, L)
-            for j, (block, k_h, v_h) in enumerate(
-                zip(self.blocks, keys_hist, vals_hist, strict=True)
-            ):
+            for j, block in enumerate(self.blocks):
                 if j == 0:
-                    q, k, v = (z[None, il].expand(b, -1, -1, -1) for z in first_qkv)
-                    s_self = first_self[None, il].expand(b, -1, -1, -1)
+                    q, v, s_self = first_q[il], first_v[il], first_self[il]
                 else:
-                    q, k, v = (block._split(z) for z in block.qkv(t).chunk(3, -1))  # (b,n,H,E)
-                    s_self = (q * k).sum(-1, keepdim=True)
-                scale = q.shape[-1] ** -0.5
-                s_hist = torch.einsum("bnhe,blhe->bnhl", q, k_h[sl]).masked_fill(masked, -torch.inf)
-                w = _softmax_last(torch.cat([s_hist, s_self], -1).float() * scale).to(v.dtype)
-                attended = torch.einsum("bnhl,blhe->bnhe", w[..., :-1], v_h[sl]) + w[..., -1:] * v
-                t = block.finish(t, attended.flatten(-2))
-            n = t.shape[1]
+                    q, k, v = block.qkv(t).chunk(3, -1)
+                    v = block._split(v)
+                    s_self = (block._split(q) * block._split(k)).sum(-1, keepdim=True) * scale
+                s_hist = torch.matmul(q, keys_bd[j][sl]).view(b, n, heads, -1)
+                s_hist = s_hist.masked_fill_(masked, -torch.inf)
+                top = torch.maximum(s_hist.amax(-1, keepdim=True), s_self)
+                e_hist, e_self = s_hist.sub_(top).exp_(), (s_self - top).exp_()
+                total = e_hist.sum(-1, keepdim=True).add_(e_self)
+                mixed = torch.matmul(e_hist.view(b, n, -1), vals_bd[j][sl]).view(b, n, heads, -1)
+                t = block.finish(t, mixed.add_(e_self * v).div_(total).flatten(-2))
             pre = (t.reshape(b * n, d) @ w_target).view(b, n, -1)  # (b, n, h), summed in place
             pre += side_proj[None, il]
             pre += user_proj[sl][:, None, :]
