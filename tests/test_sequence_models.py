@@ -191,6 +191,28 @@ def test_padded_slots_cannot_matter(sessions, name):
     np.testing.assert_allclose(model._predict_batch(batch), before, atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_rnn_state_is_the_one_after_each_users_real_history(sessions, cell):
+    model = _fit("rnn", sessions, epochs=1, cell=cell)
+    module = model.module_.eval()
+    batch = model.split_inputs(sessions, "train")
+    length = int(sessions.sequences["length"])
+    lengths = batch["hist_len"].clamp(max=length)
+    rows = [int(np.flatnonzero(lengths.numpy() == n)[0]) for n in range(length + 1)]
+    batch = {k: v[rows] for k, v in batch.items()}
+    items, levels, _ = module.tokens.ids(batch)
+    with torch.no_grad():
+        encoded = module.encode(batch)
+        for row, n in enumerate(range(length + 1)):
+            if n == 0:  # no history yet: the learned empty state
+                torch.testing.assert_close(encoded[row], module.empty)
+                continue
+            real = slice(length - n, length)  # left-padded: the real ratings come last
+            x = module.tokens.item(items[row, real]) + module.tokens.rating(levels[row, real])
+            out, _ = module.rnn(x[None])
+            torch.testing.assert_close(encoded[row], out[0, -1], atol=1e-5, rtol=0)
+
+
 def test_bst_ranking_matches_pairwise_scoring(sessions):
     from movierec.models.sequence import SequenceRecommender
 
