@@ -41,9 +41,9 @@ class PairBias(nn.Module):
     def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         return (self.user(user) + self.item(item)).squeeze(-1)
 
-    def rows(self, user: torch.Tensor) -> torch.Tensor:
-        """``(len(user), n_items)`` bias sums."""
-        return self.user(user) + self.item.weight.T
+    def rows(self, user: torch.Tensor, items: slice = slice(None)) -> torch.Tensor:
+        """``(len(user), movies in items)`` bias sums: every movie, or a tile's slice of them."""
+        return self.user(user) + self.item.weight[items].T
 
 
 class SideFeatures(nn.Module):
