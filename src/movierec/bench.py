@@ -85,7 +85,9 @@ def main():
     except BudgetError as err:  # the training's figures still count
         result = {"refused": str(err), "test": {}, "val": {}, "eval_seconds": None}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak}))
+    import torch
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    print(json.dumps({"fit": fit, "result": result, "peak_rss_mib": peak, "peak_gpu_mib": gpu}))
 run_cli(main)
 """
 
@@ -242,6 +244,7 @@ def run_bench(
                 "train_seconds": fit["train_seconds"],
                 "eval_seconds": result["eval_seconds"],
                 "peak_rss_mib": out["peak_rss_mib"],
+                "peak_gpu_mib": out.get("peak_gpu_mib"),
                 "device": fit["device"],
             }
             if "refused" in result:

@@ -26,22 +26,9 @@ def _at_least_one(flag: str, value: int) -> int:
 
 def _read_yaml(path: str) -> dict:
     """A YAML file named on the command line: one line when it is missing or malformed."""
-    import yaml
+    from movierec.yamlio import read_yaml
 
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        loaded = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})"
-        ) from None
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: must hold a mapping of params (got {type(loaded).__name__})")
-    return loaded or {}
+    return read_yaml(path)
 
 
 def _step(name: str):
@@ -367,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from movierec.kernels import pin_from_params
+
+    pin_from_params()  # `movierec train ...` computes as its DVC stage does
     args = build_parser().parse_args(argv)
     run_cli(lambda: args.func(args))
 

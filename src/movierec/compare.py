@@ -82,10 +82,9 @@ class Side:
 
     def train_models(self) -> list[str] | None:
         """``train.models`` of this side's params.yaml (None where it has none)."""
-        import yaml
-
         from movierec.config import parse_params
         from movierec.schema import train_section
+        from movierec.yamlio import parse_yaml
 
         try:
             if self.sha is None:
@@ -94,7 +93,7 @@ class Side:
                 text = _git("show", f"{self.sha}:params.yaml")
         except (OSError, ConfigError):
             return None
-        return train_section(parse_params(yaml.safe_load(text))).models
+        return train_section(parse_params(parse_yaml(text, "params.yaml"))).models
 
     def per_user(self, model: str) -> dict[str, np.ndarray] | None:
         """The model's test per-user values, or None when this side's copy is unavailable."""

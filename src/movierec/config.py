@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
-
 from movierec.errors import ConfigError
+from movierec.yamlio import read_yaml
 
 DATASETS = (
     "ml-100k",
@@ -322,19 +321,11 @@ def build_section(cls: Any, raw: Any, key: str) -> Any:
 
 
 def load_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """``params.yaml`` as a mapping; a missing file or bad YAML is one line."""
+    """``params.yaml`` as a mapping; a missing file, bad YAML or a repeated key is one line."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: not found; run from the project root (where dvc.yaml is)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "syntax error"
-        raise ConfigError(f"{path}:{where}: not valid YAML ({problem}); fix the file") from None
-    if raw is None:
-        return {}
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of sections (seed, data, train, ...)")
     return raw

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from movierec.data.matrices import load_matrices
 from movierec.errors import DataError
+from movierec.io import reading
 
 
 @dataclass
@@ -63,15 +64,17 @@ class Processed:
 
     @cached_property
     def users(self) -> pl.DataFrame:
-        return pl.read_parquet(self.folder / "users.parquet")
+        with reading(self.folder / "users.parquet") as path:
+            return pl.read_parquet(path)
 
     @cached_property
     def items(self) -> pl.DataFrame:
-        return pl.read_parquet(self.folder / "items.parquet")
+        with reading(self.folder / "items.parquet") as path:
+            return pl.read_parquet(path)
 
     @cached_property
     def sequences(self) -> dict[str, np.ndarray]:
-        with np.load(self.folder / "sequences.npz") as f:
+        with reading(self.folder / "sequences.npz") as path, np.load(path) as f:
             return {k: f[k] for k in f.files}
 
     def fingerprint(self) -> dict[str, Any]:
@@ -171,7 +174,7 @@ class TrainingData(Processed):
 
     @cached_property
     def sequences(self) -> dict[str, np.ndarray]:
-        with np.load(self.folder / "sequences.npz") as f:
+        with reading(self.folder / "sequences.npz") as path, np.load(path) as f:
             return {k: f[k] for k in f.files if not k.startswith("test_")}
 
 
@@ -180,8 +183,10 @@ def load_processed(folder: str | Path = "data/processed") -> Processed:
     folder = Path(folder)
     if not (folder / "meta.json").is_file():
         raise DataError(f"{folder}: no processed data; run `dvc repro preprocess` first")
-    meta = json.loads((folder / "meta.json").read_text())
-    ratings = pl.read_parquet(folder / "ratings.parquet")
+    with reading(folder / "meta.json") as path:
+        meta = json.loads(path.read_text())
+    with reading(folder / "ratings.parquet") as path:
+        ratings = pl.read_parquet(path)
     splits = {}
     for name in ("train", "val", "test"):
         part = ratings.filter(pl.col("split") == name)

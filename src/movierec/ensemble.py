@@ -22,6 +22,7 @@ import polars as pl
 from movierec.config import ConfigError, Params
 from movierec.dataset import Processed
 from movierec.errors import MovierecError
+from movierec.io import reading
 from movierec.models.base import Recommender
 from movierec.schema import EnsembleParams, ensemble_section  # noqa: F401
 
@@ -102,7 +103,8 @@ def load_predictions(names: list[str], folder: Path) -> dict[str, pl.DataFrame]:
             raise MovierecError(
                 f"{path}: no predictions of {name}; run `dvc repro evaluate@{name}`"
             )
-        frames[name] = pl.read_parquet(path)
+        with reading(path):
+            frames[name] = pl.read_parquet(path)
     first = next(iter(frames.values()))
     for name, frame in frames.items():
         if frame.height != first.height or not frame["user"].equals(first["user"]):
@@ -189,7 +191,7 @@ def load_ensemble(params: Params, data: Processed, folder: Path = ENSEMBLE_DIR) 
     path = folder / "model.npz"
     if not path.is_file():
         raise MovierecError(f"{path}: no rating blend; run `dvc repro ensemble`")
-    with np.load(path) as f:
+    with reading(path), np.load(path) as f:
         stacker = Stacker(f["mean"], f["scale"], f["coef"], float(f["intercept"]))
         names = [str(n) for n in f["names"]]
     model = Ensemble(names, stacker, ensemble_section(params), data)

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from movierec.config import ConfigError, Params
 from movierec.dataset import Processed
 from movierec.errors import MovierecError
+from movierec.io import reading
 from movierec.metrics import popularity_metrics, ranking_metrics, top_k
 from movierec.models.base import Recommender
 from movierec.schema import TopNBlendParams, topn_blend_section
@@ -211,7 +212,7 @@ def load_topn_blend(params: Params, data: Processed, folder: Path = TOPN_DIR) ->
     path = folder / "model.npz"
     if not path.is_file():
         raise MovierecError(f"{path}: no ranking blend; run `dvc repro ensemble_topn`")
-    with np.load(path) as f:
+    with reading(path), np.load(path) as f:
         names, weights = [str(n) for n in f["names"]], f["weights"]
     blend = TopNBlend(topn_blend_section(params), names, weights)
     used = {n: load_model(n, params, data) for n, w in zip(names, weights, strict=True) if w > 0}

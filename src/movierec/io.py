@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from movierec.errors import DataError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -123,3 +126,82 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+# Which stage writes an artifact, by where it lives: a damaged file is named with the
+# command that writes it again. word2vec and the two blends have stages of their own.
+_OWN_STAGE = {"word2vec": "embed", "ensemble": "ensemble", "ensemble_topn": "ensemble_topn"}
+_WRITERS = (
+    (re.compile(r"(?:^|/)data/processed(?:/|$)"), lambda m: "preprocess"),
+    (re.compile(r"(?:^|/)data/raw(?:/|$)"), lambda m: "download"),
+    (re.compile(r"(?:^|/)data/models/([^/]+)"), lambda m: _OWN_STAGE.get(m[1], f"train@{m[1]}")),
+    (
+        re.compile(
+            r"(?:^|/)(?:data/(?:scores|predictions|per_user)|metrics/(?:details|eval))/([^/.]+)"
+        ),
+        lambda m: _OWN_STAGE.get(m[1], f"evaluate@{m[1]}"),
+    ),
+    (re.compile(r"(?:^|/)data/(ensemble_topn|ensemble)(?:/|$)"), lambda m: m[1]),
+    (re.compile(r"(?:^|/)metrics/train/([^/]+)"), lambda m: f"train@{m[1]}"),
+    (re.compile(r"(?:^|/)metrics/significance\."), lambda m: "significance"),
+    (re.compile(r"(?:^|/)metrics/(?:leaderboard|curves)\."), lambda m: "report"),
+    (re.compile(r"(?:^|/)metrics/embed\.json"), lambda m: "embed"),
+)
+
+
+def rebuild_command(path: str | os.PathLike[str]) -> str:
+    """The command that writes ``path`` again (``dvc repro train@ease``)."""
+    text = Path(path).as_posix()
+    for pattern, stage in _WRITERS:
+        found = pattern.search(text)
+        if found:
+            return f"dvc repro {stage(found)}"
+    return "dvc repro"
+
+
+def _conflicted(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return b"\n<<<<<<< " in b"\n" + head or b"\n>>>>>>> " in head
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Read an artifact inside this block: a damaged or truncated file (a bad zip, a
+    short memory map, broken JSON or parquet, merge-conflict markers) becomes one
+    :class:`DataError` naming the file and the command that rebuilds it, instead of the
+    library's own exception."""
+    from movierec.errors import MovierecError
+
+    target = Path(path)
+    try:
+        yield target
+    except (MovierecError, MemoryError, KeyboardInterrupt):
+        raise
+    except FileNotFoundError as err:
+        missing = err.filename or target
+        raise DataError(f"{missing}: missing; run `{rebuild_command(missing)}`") from None
+    except OSError:
+        raise  # permissions, a full disk: stage.describe_os_error names the path
+    except Exception as err:
+        if _conflicted(target):
+            raise DataError(
+                f"{target}: holds git merge-conflict markers (<<<<<<<); resolve the conflict "
+                f"or write it again with `{rebuild_command(target)}`"
+            ) from None
+        reason = " ".join(str(err).split())[:120] or "no detail"
+        raise DataError(
+            f"{target}: damaged or unreadable ({type(err).__name__}: {reason}); write it again "
+            f"with `{rebuild_command(target)}`"
+            + (f" (or restore it with `dvc checkout {target}`)" if _cached(target) else "")
+        ) from None
+
+
+def _cached(path: Path) -> bool:
+    """Outputs under data/ are in DVC's cache (those in metrics/ and data/raw are not:
+    ``cache: false``)."""
+    text = path.as_posix()
+    return "data/" in text and not re.search(r"(?:^|/)(?:metrics|data/raw|data/code)/", text)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from movierec.io import write_json, write_text
+from movierec.io import reading, write_json, write_text
 from movierec.results import DETAILS, read_details
 
 RATING = ("rmse", "mae", "rmse_rounded")
@@ -31,7 +31,8 @@ def _ties(path: Path, metric: str) -> set[str]:
     """Models not significantly worse than the best on test (from ``significance.json``)."""
     if not path.is_file():
         return set()
-    table = json.loads(path.read_text()).get(metric) or {}
+    with reading(path):
+        table = json.loads(path.read_text()).get(metric) or {}
     return set(table.get("not_significantly_worse_than_best", []))
 
 

@@ -12,6 +12,7 @@ import polars as pl
 from movierec.config import Params
 from movierec.dataset import Processed
 from movierec.errors import LookupFailed, MovierecError
+from movierec.io import reading
 from movierec.metrics import top_k
 from movierec.models.base import Recommender
 from movierec.trained import MODELS_DIR, load_final
@@ -54,7 +55,8 @@ def default_model(task: str, leaderboard: Path = Path("metrics/leaderboard.json"
     """
     if not leaderboard.is_file():
         raise MovierecError(f"{leaderboard}: no leaderboard yet; run `dvc repro` or pass --model")
-    board = json.loads(leaderboard.read_text())
+    with reading(leaderboard):
+        board = json.loads(leaderboard.read_text())
     key = "val_rmse" if task == "rating" else f"val_ndcg@{board.get('k', 10)}"
     sign = 1.0 if task == "rating" else -1.0
     rows = [

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from movierec.io import write_json
+from movierec.io import reading, write_json
 from movierec.timings import is_timing, record_timings
 
 EVAL_METRICS = Path("metrics/eval")
@@ -84,7 +84,8 @@ def read_per_user(path: Path, split: str = "test") -> dict[str, Any]:
     """``{column: numpy array}`` of one model's per-user values on ``split``."""
     import polars as pl
 
-    frame = pl.read_parquet(path).filter(pl.col("split") == split).sort("user")
+    with reading(path):
+        frame = pl.read_parquet(path).filter(pl.col("split") == split).sort("user")
     return {c: frame[c].to_numpy() for c in frame.columns if c != "split"}
 
 
@@ -94,5 +95,6 @@ def read_details(folder: Path = DETAILS) -> list[dict[str, Any]]:
     for path in sorted(folder.glob("*.json")):
         if path.name.startswith("."):
             continue
-        rows.append(json.loads(path.read_text()) | {"model": path.stem})
+        with reading(path):
+            rows.append(json.loads(path.read_text()) | {"model": path.stem})
     return rows

@@ -28,6 +28,7 @@ class TrainSection:
     device: str = "auto"
     amp: bool = True
     threads: int = 2  # fixed: metrics reproduce across machines (0 = library defaults)
+    kernels: str = "portable"  # portable: the same CPU code paths everywhere (movierec.kernels)
     launcher: str = "python"  # python: one process; torchrun: data parallel on this node
     nproc_per_node: int = 2  # processes torchrun starts (one per GPU; CPU: a share of threads)
     max_hours: float = 24.0  # a fit projected past this (from its first seconds) is refused
@@ -54,6 +55,10 @@ class TrainSection:
             )
         if self.threads < 0:
             raise ConfigError(f"params.yaml: `{key}.threads` must be >= 0 (0 = library defaults)")
+        if self.kernels not in ("portable", "native"):
+            raise ConfigError(
+                f"params.yaml: `{key}.kernels` must be portable or native (got {self.kernels!r})"
+            )
         if self.launcher not in ("python", "torchrun"):
             raise ConfigError(
                 f"params.yaml: `{key}.launcher` must be python or torchrun (got {self.launcher!r})"

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from movierec.dataset import Processed
+from movierec.io import reading
 from movierec.models.base import Recommender
 
 SCORES_DIR = Path("data/scores")
@@ -93,7 +94,8 @@ class SavedRows:
         if not meta_path.is_file():
             self.why = f"{meta_path} is missing"
             return
-        meta = json.loads(meta_path.read_text())
+        with reading(meta_path):
+            meta = json.loads(meta_path.read_text())
         if not meta.get("saved"):
             self.why = meta.get("reason", "not saved")
         elif meta.get("data") != data.fingerprint():
@@ -101,8 +103,10 @@ class SavedRows:
         elif not model_file.is_file() or meta.get("model_sha256") != model_digest(model_file):
             self.why = f"{folder} holds rows of another {model_file}"
         else:
-            self.rows = np.load(folder / ROWS, mmap_mode="r")
-            self.scored = np.load(folder / SCORED)
+            with reading(folder / ROWS) as path:
+                self.rows = np.load(path, mmap_mode="r")
+            with reading(folder / SCORED) as path:
+                self.scored = np.load(path)
 
     def rows_for(self, users: np.ndarray) -> np.ndarray | None:
         """``(len(users), n_items)`` saved rows, or None when some user was not scored."""

@@ -75,8 +75,14 @@ def similar(
 ) -> list[Neighbour]:
     """The ``k`` movies with the highest cosine similarity to ``item``."""
     if not has[item]:
+        title = data.items["title"][item]
+        count = int(data.matrices["train"].getcol(item).nnz)
+        if count == 0:
+            raise LookupFailed(f"{title} has no vector: it has no training ratings")
         raise LookupFailed(
-            f"{data.items['title'][item]} has no vector (not in the training ratings)"
+            f"{title} has no vector: its {count} training rating(s) are too few for this "
+            "model (word2vec keeps movies with at least embed.min_count ratings); lower "
+            "embed.min_count or choose another --model"
         )
     sims = vectors @ vectors[item]
     sims[~has] = -np.inf

@@ -3,7 +3,8 @@
 A :class:`MovierecError` becomes one line on stderr and exit code 1 (2 for
 usage errors); an OS error (read-only folder, full disk, missing permission) one
 line naming the path; Ctrl-C exit code 130 and SIGTERM (what ``timeout`` and job
-schedulers send) exit code 143, both after the same clean-up of temporaries.
+schedulers send) exit code 143, both after the same clean-up of temporaries, and
+within :data:`EXIT_GRACE_SECONDS` whatever a library's threads are doing.
 Anything unforeseen is still one line (``MOVIEREC_DEBUG=1`` shows the traceback):
 no traceback reaches a user.
 """
@@ -31,8 +32,84 @@ class Terminated(BaseException):
     """SIGTERM, raised where the process is so ``finally`` blocks clean up as for Ctrl-C."""
 
 
+# After Ctrl-C or SIGTERM the process has this long to clean up and exit; then it exits
+# regardless. A library's thread or queue that never finishes (a worker blocked on a
+# lock, a queue waiting for a task the interrupt cut short) cannot keep it alive: what
+# it leaves are temporaries, which the next writer of the same output removes.
+EXIT_GRACE_SECONDS = float(os.environ.get("MOVIEREC_EXIT_GRACE", "15"))
+
+INTERRUPTED = (
+    "interrupted: no output was replaced by a half-written one (the previous outputs are "
+    "still in place); run the command again to finish"
+)
+TERMINATED = (
+    "terminated (SIGTERM): no output was replaced by a half-written one (the previous "
+    "outputs are still in place); run the command again to finish"
+)
+
+
+def _exit_within(seconds: float, code: int, line: str) -> None:
+    """Start the grace clock: a daemon timer that ends the process if it is still alive."""
+
+    def force() -> None:
+        _say(line)
+        os._exit(code)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
+
+
 def _on_sigterm(signum, frame) -> None:
+    _exit_within(EXIT_GRACE_SECONDS, 143, TERMINATED)
     raise Terminated()
+
+
+def _on_sigint(signum, frame) -> None:
+    _exit_within(EXIT_GRACE_SECONDS, 130, INTERRUPTED)
+    raise KeyboardInterrupt()
+
+
+_PUNCTUATION = {
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2026": "...",
+    "\u00a0": " ",
+}
+
+
+def _plain_letters(err: UnicodeError) -> tuple[str, int]:
+    """Encoding error handler: ``é`` -> ``e``, anything else without a plain form -> ``?``,
+    so a title prints readably on a console that cannot show it."""
+    import unicodedata
+
+    bad = err.object[err.start : err.end]  # type: ignore[attr-defined]
+    out = []
+    for char in bad:
+        plain = unicodedata.normalize("NFKD", _PUNCTUATION.get(char, char))
+        out.append(plain.encode("ascii", "ignore").decode("ascii") or "?")
+    return "".join(out), err.end  # type: ignore[attr-defined]
+
+
+def readable_output() -> None:
+    """Make stdout and stderr degrade instead of failing on characters their encoding
+    lacks (an ASCII console, a Windows code page): ``similar "Misérables"`` prints
+    ``Miserables`` rather than stopping with UnicodeEncodeError."""
+    import codecs
+
+    try:
+        codecs.lookup_error("movierec-plain")
+    except LookupError:
+        codecs.register_error("movierec-plain", _plain_letters)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="movierec-plain")
 
 
 def describe_os_error(err: OSError) -> str:
@@ -115,25 +192,21 @@ def stop_with_launcher(poll_seconds: float = 1.0) -> None:
 
 def run_cli(main: Callable[[], T], *, exit_code: int = 1) -> T:
     """Call ``main``; turn every failure and interruption into one line and an exit code."""
-    previous = None
+    previous = previous_int = None
+    readable_output()
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous_int = signal.signal(signal.SIGINT, _on_sigint)
     try:
         return main()
     except MovierecError as err:
         _say(f"error: {err}")
         raise SystemExit(2 if isinstance(err, LookupFailed) else exit_code) from None
     except KeyboardInterrupt:
-        _say(
-            "interrupted: outputs are written atomically, nothing half-written was kept; "
-            "run the command again to finish"
-        )
+        _say(INTERRUPTED)
         raise SystemExit(130) from None
     except Terminated:
-        _say(
-            "terminated (SIGTERM): outputs are written atomically, nothing half-written was "
-            "kept; run the command again to finish"
-        )
+        _say(TERMINATED)
         raise SystemExit(143) from None
     except OSError as err:
         _say(f"error: {describe_os_error(err)}")
@@ -153,3 +226,5 @@ def run_cli(main: Callable[[], T], *, exit_code: int = 1) -> T:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)

@@ -201,17 +201,23 @@ def significance() -> None:
 
 
 def report() -> None:
+    from movierec.io import write_json
     from movierec.leaderboard import build_leaderboard, write_curves, write_leaderboard
+    from movierec.reprocheck import MACHINE_FILE, describe_machine
 
     params = load_params()
     k, where, stale = _report_context(params)
     write_leaderboard(build_leaderboard(k=k, exclude=stale), f"{where}; test split shown")
     write_curves()
+    write_json(MACHINE_FILE, describe_machine())  # what check-repro names on another machine
     print(Path("metrics/leaderboard.md").read_text(), end="")
 
 
 def run_step(name: str, argv: Sequence[str] = ()) -> None:
     """Entry point of ``stages/<name>.py``: one line on failure, never a traceback."""
+    from movierec.kernels import pin_from_params
+
+    pin_from_params()  # before numpy or torch loads: the same CPU code paths everywhere
     func = globals()[name]
     if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: stop if dvc is killed
         stop_with_launcher()

@@ -13,6 +13,7 @@ import torch
 
 from movierec import distributed
 from movierec.config import Params
+from movierec.curves import CurveLog
 from movierec.dataset import Processed, load_processed
 from movierec.errors import MovierecError
 from movierec.io import atomic_dir, write_json
@@ -89,35 +90,30 @@ def _fit_and_write(
     ctx: FitContext,
     refit: Recommender | None = None,
 ) -> dict[str, Any]:
-    """Fit with the learning curves logged by dvclive; write model and curves atomically.
+    """Fit with the learning curves logged (:class:`CurveLog`); write model and curves atomically.
 
     ``fit.json`` (hashed by DVC) holds only what a rerun reproduces: epochs, the best
     epoch, the device and the data's fingerprint; seconds go to ``data/timings``.
     With ``refit`` (``train.refit``), that second copy is then fitted on train + val for
     the epochs selected on val and saved in ``<model>/refit``: evaluation reports test
     with it and val (what the blends fit on) with the first."""
-    from dvclive import Live
-
     with atomic_dir(TRAIN_METRICS / name) as live_dir:
-        with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        live = CurveLog(live_dir)
 
-            def log_epoch(entry: dict[str, float]) -> None:
-                for key, value in entry.items():  # seconds stay out of git
-                    if (
-                        key not in ("epoch", "seconds")
-                        and value is not None
-                        and math.isfinite(value)
-                    ):
-                        live.log_metric(key, value)
-                live.next_step()
+        def log_epoch(entry: dict[str, float]) -> None:
+            for key, value in entry.items():  # seconds stay out of git
+                if key not in ("epoch", "seconds") and value is not None and math.isfinite(value):
+                    live.log_metric(key, value)
+            live.next_step()
 
-            report = model.fit(data.for_training(), replace(ctx, log_epoch=log_epoch))
-            fit = {
-                "epochs": report.epochs,
-                "best_epoch": report.best_epoch,
-                "device": report.device,
-            }
-            live.summary.update({"epochs": report.epochs, "best_epoch": report.best_epoch})
+        report = model.fit(data.for_training(), replace(ctx, log_epoch=log_epoch))
+        fit = {
+            "epochs": report.epochs,
+            "best_epoch": report.best_epoch,
+            "device": report.device,
+        }
+        live.summary.update({"epochs": report.epochs, "best_epoch": report.best_epoch})
+        live.close()
         refit_seconds = 0.0
         if refit is not None:
             print(f"  refit on train + val: {report.best_epoch} epoch(s)", flush=True)

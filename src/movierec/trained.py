@@ -12,6 +12,7 @@ from pathlib import Path
 from movierec.config import ConfigError, Params
 from movierec.dataset import Processed
 from movierec.errors import DataError
+from movierec.io import reading
 from movierec.models.base import Recommender
 from movierec.models.registry import MODELS, create
 from movierec.schema import train_section
@@ -36,7 +37,8 @@ def check_same_data(folder: Path, data: Processed) -> None:
     fit = folder / "fit.json"
     if not fit.is_file():
         return
-    trained = json.loads(fit.read_text()).get("data")
+    with reading(fit):
+        trained = json.loads(fit.read_text()).get("data")
     now = data.fingerprint()
     if trained is not None and trained != now:
 

@@ -13,6 +13,7 @@ epoch with the same weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -275,6 +276,13 @@ class Trainer:
         self.progress = progress
         self.data_parallel = data_parallel  # False: rank 0 alone trains, even under torchrun
 
+
+    def _precision(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast on CUDA with ``amp``; otherwise nothing (autocast is not even
+        entered, so a device it does not know, such as ``meta`` in tests, runs too)."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
     def fit(self, module: nn.Module, train: Batch, val: Batch | Validation | None) -> TrainResult:
         """Train with early stopping on ``val``, restoring the best epoch's weights; with
         ``val=None`` (a refit on train + val) exactly ``cfg.epochs`` epochs, keeping the last."""
@@ -336,7 +344,7 @@ class Trainer:
 
                     loss = optimizer.step(closure)  # the objective before this epoch's steps
                 else:
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    with self._precision():
                         loss = step(batch)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

@@ -83,7 +83,14 @@ def open_storage(url: str | None):
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path))), str(path)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise ConfigError(
+                f"--storage {url}: {blocking} is a file, so the database cannot go in a folder "
+                "under it; name a path in a folder (e.g. sqlite:///data/tune/studies.db)"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
     try:
         return optuna.storages.RDBStorage(url), url
     except Exception as err:  # driver missing, server unreachable, bad URL

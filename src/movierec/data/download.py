@@ -278,6 +278,19 @@ def fetch_release(release: Release, dest: Path, *, mirror: str = "", cache_dir: 
     return url
 
 
+def _custom_file(role: str, name: str) -> Path:
+    """The user's file named by ``data.custom.<role>``; one line when it is not a file."""
+    src = Path(name).expanduser()
+    if src.is_dir():
+        raise DownloadError(
+            f"params.yaml: `data.custom.{role}` names {name}, which is a folder; name the "
+            f"{role} file inside it (a .csv or .parquet file)"
+        )
+    if not src.is_file():
+        raise DownloadError(f"params.yaml: `data.custom.{role}` names {name}, which does not exist")
+    return src
+
+
 def copy_custom(files: dict[str, str], dest: Path) -> None:
     """Copy a custom data set's files into ``dest`` (as ``ratings.csv`` etc.), atomically."""
     sources: dict[str, str] = {}
@@ -285,11 +298,7 @@ def copy_custom(files: dict[str, str], dest: Path) -> None:
         for role, name in files.items():
             if not name:
                 continue
-            src = Path(name).expanduser()
-            if not src.is_file():
-                raise DownloadError(
-                    f"params.yaml: `data.custom.{role}` names {name}, which does not exist"
-                )
+            src = _custom_file(role, name)
             suffix = src.suffix.lower()
             if suffix not in (".csv", ".parquet"):
                 raise DownloadError(
@@ -316,9 +325,7 @@ def fingerprint_custom(files: CustomData, role: str, dest: Path) -> dict[str, ob
         raise DownloadError(
             f"params.yaml: `data.custom.{role}` is empty; name a file or leave the key out"
         )
-    src = Path(name).expanduser()
-    if not src.is_file():
-        raise DownloadError(f"params.yaml: `data.custom.{role}` names {name}, which does not exist")
+    src = _custom_file(role, name)
     record = {
         "role": role,
         "path": str(src.resolve()),

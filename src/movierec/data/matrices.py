@@ -9,6 +9,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from movierec.data.split import SPLIT_NAMES
+from movierec.io import reading
 
 
 def to_csr(
@@ -37,7 +38,7 @@ def save_matrices(path: Path, ratings: pl.DataFrame, n_users: int, n_items: int)
 
 def load_matrices(path: Path) -> dict[str, sp.csr_matrix]:
     """Load the matrices written by :func:`save_matrices`, keyed by split name."""
-    with np.load(path) as f:
+    with reading(path), np.load(path) as f:
         shape = tuple(int(x) for x in f["shape"])
         return {
             name: sp.csr_matrix(

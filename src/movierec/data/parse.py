@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,24 +300,59 @@ def _ids(frame: pl.DataFrame, column: str, path: Path) -> pl.DataFrame:
             )
         return frame.with_columns(col.cast(pl.Int64))
     if col.dtype == pl.String:
-        as_int = col.str.strip_chars().cast(pl.Int64, strict=False)
+        stripped = col.str.strip_chars()
+        as_int = stripped.cast(pl.Int64, strict=False)
         failed = as_int.is_null() & col.is_not_null()
         if not failed.any():
             return frame.with_columns(as_int.alias(column))
-        if failed.sum() < col.is_not_null().sum():  # mostly numbers: the rest are typos
+        if 2 * failed.sum() < col.is_not_null().sum():  # mostly numbers: the rest are typos
             row = int(failed.arg_max())
             raise DataError(
-                f"{path}: {_line(path, row)}: {column} {col[row]!r} is not a number like the "
-                "other ids; fix the line (text ids are fine when every id is text)"
+                f"{path}: {_line(path, row)}: {column} {col[row]!r} is not a number, while "
+                f"{col.is_not_null().sum() - failed.sum():,} of the {col.is_not_null().sum():,} "
+                "ids are; fix the line (or make every id text)"
             )
+        # Text ids (a few numeric ones among them are text too), normalised as numeric
+        # ids are: surrounding spaces are not part of an id.
+        _warn_merged(col, stripped, column, path)
+        return frame.with_columns(stripped.alias(column))
     return frame
+
+
+def _warn_merged(raw: pl.Series, stripped: pl.Series, column: str, path: Path) -> None:
+    """One warning line when stripping spaces made two spellings one id (``"u196 "``
+    and ``"u196"``), so the user knows their file had both."""
+    spelled = pl.DataFrame({"raw": raw, "id": stripped}).drop_nulls().unique()
+    merged = spelled.filter(pl.col("id").is_duplicated())
+    if merged.height:
+        ids = merged["id"].unique(maintain_order=True)
+        example = ", ".join(
+            repr(s) for s in merged.filter(pl.col("id") == ids[0])["raw"].sort().to_list()[:2]
+        )
+        print(
+            f"warning: {path}: {ids.len():,} {column} value(s) were written with and without "
+            f"surrounding spaces (e.g. {example}); each is read as one id",
+            file=sys.stderr,
+        )
 
 
 def _numeric(frame: pl.DataFrame, column: str, dtype: pl.DataType, path: Path) -> pl.Series:
     """``column`` cast to ``dtype``; the first value that is not a number is named by line."""
     col = frame[column]
     text = col.str.strip_chars() if col.dtype == pl.String else col
-    out = text.cast(dtype, strict=False)
+    if dtype.is_integer():
+        # A whole number written as a float (``881250949.0``, as spreadsheets export
+        # timestamps) is that number; a fraction is named below.
+        wide = text.cast(pl.Float64, strict=False)
+        whole = wide.is_null() | (wide == wide.round(0))
+        if not whole.all():
+            row = int(whole.arg_min())
+            raise DataError(
+                f"{path}: {_line(path, row)}: {column} {col[row]!r} is not a whole number"
+            )
+        out = text.cast(dtype, strict=False).fill_null(wide.cast(dtype, strict=False))
+    else:
+        out = text.cast(dtype, strict=False)
     bad = out.is_null() & col.is_not_null() & (text.cast(pl.String) != "")
     if bad.any():
         row = int(bad.arg_max())

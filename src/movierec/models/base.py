@@ -18,7 +18,7 @@ import numpy as np
 
 from movierec.dataset import Processed
 from movierec.errors import MovierecError
-from movierec.io import atomic_path
+from movierec.io import atomic_path, reading
 
 
 @dataclass
@@ -144,5 +144,6 @@ class Recommender:
         if not path.is_file():
             stage = f"train@{self.name}" if self.trained_by == "train" else self.trained_by
             raise MovierecError(f"{path}: no trained {self.name} model; run `dvc repro {stage}`")
-        with np.load(path) as f:
-            self.set_state({k: f[k] for k in f.files}, data)
+        with reading(path), np.load(path) as f:
+            state = {k: f[k] for k in f.files}
+        self.set_state(state, data)
