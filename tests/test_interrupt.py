@@ -129,3 +129,93 @@ def test_killing_the_launcher_alone_stops_the_stage(tiny_project: Path):
     assert err.startswith("terminated (SIGTERM):") and err.strip().count("\n") == 0, err
     assert not (tiny_project / "data" / "models" / "mf").exists()
     assert not list((tiny_project / "metrics" / "train").glob(".mf.*"))
+
+
+def test_interrupted_at_many_points_of_an_epoch_keeps_the_last_model(tiny_project: Path):
+    """Ctrl-C or SIGTERM at eight points spread over the first epochs (batch of 16 rows on
+    the tiny set: a few milliseconds a batch): each time one line, the right exit code,
+    well within the grace time, the previous model byte for byte, no temporary left."""
+    _long_training(tiny_project, 1)
+    first = _start(tiny_project)
+    assert first.wait(timeout=120) == 0, first.communicate()
+    model_dir = tiny_project / "data" / "models" / "mf"
+    before = _digest(model_dir)
+    _long_training(tiny_project, 400)
+    for i, delay in enumerate([0.0, 0.013, 0.029, 0.047, 0.071, 0.11, 0.17, 0.26]):
+        proc = _start(tiny_project)
+        _wait_until_training(tiny_project, proc)
+        time.sleep(delay)
+        sent = signal.SIGINT if i % 2 == 0 else signal.SIGTERM
+        start = time.monotonic()
+        proc.send_signal(sent)
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - start < 10, "slow to stop"
+        assert proc.returncode == (130 if sent == signal.SIGINT else 143), (delay, err)
+        assert err.strip().count("\n") == 0, err
+        assert err.startswith("interrupted:" if sent == signal.SIGINT else "terminated"), err
+        assert _digest(model_dir) == before, delay
+        assert not list((tiny_project / "metrics" / "train").glob(".mf.*")), delay
+        assert not list((tiny_project / "data" / "models").glob(".mf.*")), delay
+
+
+STUCK = r"""
+import queue, sys, threading
+from movierec.stage import run_cli
+
+def main():
+    # a library's worker that never finishes, and a queue whose task is never marked
+    # done: how dvclive's Studio queue held an interrupted training for ever
+    threading.Thread(target=threading.Event().wait, daemon=False).start()
+    q = queue.Queue()
+    q.put(1)
+    print("ready", flush=True)
+    q.join()
+
+run_cli(main)
+"""
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_a_stuck_library_thread_cannot_keep_an_interrupted_process_alive(tmp_path, sent):
+    env = {**os.environ, "MOVIEREC_EXIT_GRACE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    start = time.monotonic()
+    proc.send_signal(sent)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 8
+    assert proc.returncode == (130 if sent == signal.SIGINT else 143)
+    assert err.strip().count("\n") == 0 and err.startswith(("interrupted:", "terminated")), err
+
+
+def test_the_curve_log_writes_what_dvc_plots_and_metrics_read(tmp_path):
+    """dvclive's layout, written without a thread: a summary with the latest values and the
+    last step, one TSV a curve, a curve that skips an epoch keeps its own steps."""
+    import json
+    import threading
+
+    from movierec.curves import CurveLog
+
+    threads = threading.active_count()
+    log = CurveLog(tmp_path)
+    for loss, rmse in [(1.5, 1.1), (0.9, None), (0.7, 0.95)]:
+        log.log_metric("train_loss", loss)
+        if rmse is not None:
+            log.log_metric("val_rmse", rmse)
+        log.next_step()
+    log.summary.update({"epochs": 3, "best_epoch": 3})
+    log.close()
+    assert threading.active_count() == threads
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(summary) == ["train_loss", "val_rmse", "step", "epochs", "best_epoch"]
+    assert summary == {"train_loss": 0.7, "val_rmse": 0.95, "step": 2, "epochs": 3, "best_epoch": 3}
+    plots = tmp_path / "plots" / "metrics"
+    assert (plots / "train_loss.tsv").read_text() == "step\ttrain_loss\n0\t1.5\n1\t0.9\n2\t0.7\n"
+    assert (plots / "val_rmse.tsv").read_text() == "step\tval_rmse\n0\t1.1\n2\t0.95\n"

@@ -274,6 +274,9 @@ def check_repro(tolerance: Path, rev: str = "HEAD", run: bool = True) -> int:
     if result.returncode != 0:
         raise MovierecError(f"dvc metrics diff failed: {result.stderr.strip()}")
     verdicts = classify(json.loads(result.stdout or "{}"), tol)
+    if not verdicts:
+        print(f"check-repro: no metrics to compare with {rev}; run `dvc repro` first")
+        return 1
     for line in report(verdicts, rev, tolerance):
         print(line)
     if not any(v.kind == MOVED for v in verdicts):

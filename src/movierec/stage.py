@@ -48,11 +48,15 @@ TERMINATED = (
 )
 
 
+_REPORTED = threading.Event()  # the interruption's one line is out
+
+
 def _exit_within(seconds: float, code: int, line: str) -> None:
     """Start the grace clock: a daemon timer that ends the process if it is still alive."""
 
     def force() -> None:
-        _say(line)
+        if not _REPORTED.is_set():
+            _say(line)
         os._exit(code)
 
     timer = threading.Timer(seconds, force)
@@ -204,9 +208,11 @@ def run_cli(main: Callable[[], T], *, exit_code: int = 1) -> T:
         raise SystemExit(2 if isinstance(err, LookupFailed) else exit_code) from None
     except KeyboardInterrupt:
         _say(INTERRUPTED)
+        _REPORTED.set()
         raise SystemExit(130) from None
     except Terminated:
         _say(TERMINATED)
+        _REPORTED.set()
         raise SystemExit(143) from None
     except OSError as err:
         _say(f"error: {describe_os_error(err)}")
