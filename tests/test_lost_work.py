@@ -33,12 +33,12 @@ STAGES = {
     "preprocess": (
         ["data/processed", "metrics/data.json"],
         "stages/preprocess.py",
-        ("data", "split", "ratios", [0.8, 0.1]),
+        ("data.split.ratios", [0.8, 0.1]),
     ),
     "train@mf": (
         ["data/models/mf", "metrics/train/mf"],
         "stages/train.py",
-        ("models", "mf", "lr", "abc"),
+        ("models.mf.lr", "abc"),
     ),
     "evaluate@mf": (
         [
@@ -49,12 +49,12 @@ STAGES = {
             "metrics/eval/mf.json",
         ],
         "stages/evaluate.py",
-        ("evaluate", "user_chunk", "many"),
+        ("evaluate.user_chunk", "many"),
     ),
     "ensemble": (
         ["data/ensemble", "data/per_user/ensemble.parquet", "metrics/eval/ensemble.json"],
         "stages/ensemble.py",
-        ("ensemble", "alpha", "strong"),
+        ("ensemble.alpha", "strong"),
     ),
 }
 FAILURES = ["typo", "sigterm", "sigkill", "kill-dvc"]
@@ -97,17 +97,20 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return proj
 
 
-def _stage_pid(script: str, timeout: float = 60.0) -> int | None:
-    """The pid of the python process running ``script`` (as DVC runs it), once it exists."""
+def _stage_pid(proj: Path, script: str, timeout: float = 60.0) -> int | None:
+    """The pid of the python process running ``script`` in ``proj`` (as DVC runs it),
+    once it exists (in ``proj`` only: another pipeline may be running on the machine)."""
     deadline = time.time() + timeout
     while True:
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
                 args = cmdline.read_bytes().split(b"\0")
+                if len(args) < 2 or b"python" not in args[0] or args[1] != script.encode():
+                    continue
+                if Path(os.readlink(cmdline.parent / "cwd")) == proj.resolve():
+                    return int(cmdline.parent.name)
             except OSError:
                 continue
-            if len(args) > 1 and b"python" in args[0] and args[1] == script.encode():
-                return int(cmdline.parent.name)
         if time.time() > deadline:
             return None
         time.sleep(0.02)
@@ -141,7 +144,7 @@ def _interrupt(proj: Path, stage: str, script: str, how: str) -> subprocess.Comp
         text=True,
         start_new_session=True,
     )
-    pid = _stage_pid(script)
+    pid = _stage_pid(proj, script)
     assert pid is not None, dvc.communicate(timeout=120)
     if how != "sigkill":
         _wait_until_working(proj, stage, pid)
@@ -153,9 +156,9 @@ def _interrupt(proj: Path, stage: str, script: str, how: str) -> subprocess.Comp
         os.kill(dvc.pid, signal.SIGKILL)
     out, err = dvc.communicate(timeout=120)
     deadline = time.time() + 60
-    while _stage_pid(script, timeout=0.1) is not None and time.time() < deadline:
+    while _stage_pid(proj, script, timeout=0.1) is not None and time.time() < deadline:
         time.sleep(0.1)  # an orphaned stage ends within its grace time
-    assert _stage_pid(script, timeout=0.1) is None, "the stage outlived its launcher"
+    assert _stage_pid(proj, script, timeout=0.1) is None, "the stage outlived its launcher"
     return subprocess.CompletedProcess(dvc.args, dvc.returncode, out, err)
 
 
@@ -164,19 +167,17 @@ def _interrupt(proj: Path, stage: str, script: str, how: str) -> subprocess.Comp
 def test_a_failed_stage_keeps_the_previous_outputs_and_repro_then_completes(
     project: Path, stage: str, how: str
 ):
-    outputs, script, (section, sub, key, bad) = STAGES[stage]
+    outputs, script, (key, bad) = STAGES[stage]
     before = _digest(project, outputs)
     assert before and "missing" not in before.values()
     good = _params(project)
     if how == "typo":
         broken = _params(project)
-        target = broken[section][sub] if section == "models" else broken[section]
-        if section == "models":
-            target[key] = bad
-        elif section == "data":
-            broken["data"][sub][key] = bad
-        else:
-            target[sub] = bad
+        *path, last = key.split(".")
+        section = broken
+        for part in path:
+            section = section[part]
+        section[last] = bad
         _write_params(project, broken)
         failed = _run(project, "dvc", "repro", stage, mirror=None)
         assert failed.returncode != 0

@@ -28,6 +28,7 @@ import yaml
 from movierec.config import merge_params
 from movierec.errors import ConfigError, MovierecError
 from movierec.io import write_json, write_text
+from movierec.yamlio import read_yaml
 
 CUSTOM_SETS = {"ml-1m-custom": "ml-1m-no-timestamps"}
 CUSTOM_PROFILES = {"ml-1m-custom": "ml-1m"}  # profiles.yaml entry for each custom set
@@ -184,7 +185,7 @@ def run_bench(
     from movierec.config import load_params
     from movierec.models.registry import MODELS, create
 
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw = read_yaml(root / "params.yaml")
     raw["data"] = merge_params(raw["data"], dataset_section(dataset, os.path.abspath(mirror)))
     if overrides:
         raw = merge_params(raw, overrides)

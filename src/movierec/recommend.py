@@ -73,6 +73,7 @@ def default_model(task: str, leaderboard: Path = Path("metrics/leaderboard.json"
 def user_index(data: Processed, user_id: str) -> int:
     users = data.users
     col = users["user_id"]
+    user_id = user_id.strip()  # ids are stored without surrounding spaces (data.parse)
     try:
         key = int(user_id) if col.dtype.is_integer() else user_id
     except ValueError:
@@ -89,6 +90,7 @@ def user_index(data: Processed, user_id: str) -> int:
 
 def item_index(data: Processed, movie_id: str) -> int:
     items = data.items
+    movie_id = movie_id.strip()
     try:
         key = int(movie_id) if items["movie_id"].dtype.is_integer() else movie_id
     except ValueError:

@@ -168,6 +168,14 @@ def _gone(pid: int) -> bool:
     return stat.exists() and "State:\tZ" in stat.read_text()  # exited, not yet reaped
 
 
+def _is_dvc(pid: int) -> bool:
+    """Whether ``pid`` runs DVC (``dvc repro`` may itself be process 1 in a container)."""
+    try:
+        return b"dvc" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # cannot tell: do not stop a stage that may have a launcher
+
+
 def stop_with_launcher(poll_seconds: float = 1.0) -> None:
     """SIGTERM this process when the one that started it exits.
 
@@ -177,6 +185,8 @@ def stop_with_launcher(poll_seconds: float = 1.0) -> None:
     """
     launcher = launcher_pid()
     if launcher <= 1:
+        if launcher == 1 and not _is_dvc(1):  # orphaned before this started: stop now
+            raise Terminated()
         return
 
     def watch() -> None:

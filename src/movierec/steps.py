@@ -219,11 +219,12 @@ def run_step(name: str, argv: Sequence[str] = ()) -> None:
 
     pin_from_params()  # before numpy or torch loads: the same CPU code paths everywhere
     func = globals()[name]
-    if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: stop if dvc is killed
-        stop_with_launcher()
-    if name in ONE_ARGUMENT:
-        if len(argv) != 1:
-            raise SystemExit(f"usage: python stages/{name}.py {ONE_ARGUMENT[name]}")
-        run_cli(lambda: func(argv[0]))
-    else:
-        run_cli(func)
+    if name in ONE_ARGUMENT and len(argv) != 1:
+        raise SystemExit(f"usage: python stages/{name}.py {ONE_ARGUMENT[name]}")
+
+    def step() -> None:
+        if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: stop if dvc is killed
+            stop_with_launcher()  # inside run_cli, so a launcher already gone is one line
+        func(*argv) if name in ONE_ARGUMENT else func()
+
+    run_cli(step)
