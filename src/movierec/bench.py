@@ -38,6 +38,7 @@ CUSTOM_PROFILES = {"ml-1m-custom": "ml-1m"}  # profiles.yaml entry for each cust
 # Each child runs its work through the stages' run_cli, so a failure ends in the same one
 # line ("error: ...") a stage prints, which _child passes on.
 CHILD_DOWNLOAD = r"""
+from movierec.kernels import pin_from_params; pin_from_params()  # as the stages compute
 import json, resource, time
 from pathlib import Path
 from movierec.config import load_params
@@ -53,6 +54,7 @@ run_cli(main)
 """
 
 CHILD_PREPARE = r"""
+from movierec.kernels import pin_from_params; pin_from_params()  # as the stages compute
 import json, resource, time
 from pathlib import Path
 from movierec.config import load_params
@@ -70,6 +72,7 @@ run_cli(main)
 """
 
 CHILD = r"""
+from movierec.kernels import pin_from_params; pin_from_params()  # as the stages compute
 import json, resource, sys
 from movierec.budget import BudgetError
 from movierec.config import load_params
@@ -94,6 +97,7 @@ run_cli(main)
 
 
 CHILD_BLEND = r"""
+from movierec.kernels import pin_from_params; pin_from_params()  # as the stages compute
 import importlib, json, resource, sys
 from movierec.config import load_params
 from movierec.stage import run_cli

@@ -148,12 +148,22 @@ def describe_machine() -> dict[str, Any]:
 
     record: dict[str, Any] = {"machine": platform.machine(), "system": platform.system()}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                record["cpu"] = " ".join(line.split(":", 1)[1].split())
-                break
+        info = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        record["cpu"] = platform.processor() or "unknown"
+        info = []
+    fields = {}
+    for line in info:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), " ".join(value.split()))
+    record["cpu"] = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields:
+        record["cpu_model"] = (
+            f"{fields.get('vendor_id')} family {fields['cpu family']} model {fields.get('model')}"
+        )
+    flags = set(fields.get("flags", "").split())
+    record["cpu_vector"] = next(
+        (isa for isa in ("avx512f", "avx2", "avx", "sse4_2") if isa in flags), "unknown"
+    )
     try:
         import torch
 
