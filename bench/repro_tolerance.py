@@ -48,7 +48,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, float]:
         for key, sub in value.items():
             out |= flatten(sub, f"{prefix}{key}.")
         return out
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not isinstance(value, int | float):  # bools count as 0 / 1, as dvc compares them
         return {}
     return {prefix[:-1]: float(value)}
 
@@ -81,23 +81,32 @@ def family(name: str) -> str:
 
 
 def spread_table(spread: dict[str, dict[str, float]], tolerances: dict[str, float]) -> str:
-    """Per family: the largest move over the runs, on which metric and run, and its tolerance."""
-    rows: dict[str, tuple[float, str, str]] = {}
-    for label, run in spread.items():
-        for name, move in run.items():
-            fam = family(name)
-            if fam not in rows or move > rows[fam][0]:
-                rows[fam] = (move, name, label)
+    """Per family and run: how many metrics moved and the largest move (on which metric),
+    with the tolerance that metric now has."""
+    labels = list(spread)
+    families = sorted({family(name) for run in spread.values() for name in run})
     lines = [
-        "| family | largest move | metric | run | tolerance now |",
-        "|---|---:|---|---|---:|",
+        "Largest move of any metric of each family, per run (`identical`: every metric bit for "
+        "bit); the tolerance is that metric's in repro-tolerance.yaml.",
+        "",
+        "| family | " + " | ".join(labels) + " | tolerance of the largest |",
+        "|---|" + "---|" * len(labels) + "---:|",
     ]
-    for fam in sorted(rows):
-        move, name, label = rows[fam]
-        lines.append(
-            f"| {fam} | {move:.5f} | {name.split(':')[1]} | {label if move else '-'} "
-            f"| {tolerances.get(name, 0):g} |"
-        )
+    for fam in families:
+        cells, worst = [], (0.0, "")
+        for label in labels:
+            run = {n: v for n, v in spread[label].items() if family(n) == fam}
+            name, move = max(run.items(), key=lambda kv: kv[1]) if run else ("", 0.0)
+            moved = sum(v > 0 for v in run.values())
+            cells.append(
+                "identical"
+                if not moved
+                else f"{move:.2g} ({name.split(':')[1]}; {moved} of {len(run)} moved)"
+            )
+            if move > worst[0]:
+                worst = (move, name)
+        tol = f"{tolerances[worst[1]]:g}" if worst[1] else "-"
+        lines.append(f"| {fam} | " + " | ".join(cells) + f" | {tol} |")
     return "\n".join(lines) + "\n"
 
 

@@ -34,8 +34,8 @@ def test_appearing_or_vanishing_metrics_fail():
 
 
 def test_committed_tolerance_file_covers_every_metric_with_a_measured_value():
-    """Every metric DVC compares has its own measured tolerance (bench/repro_tolerance.py);
-    only a metric added since falls back to the default."""
+    """Every metric DVC compares has its own tolerance, measured across machines
+    (bench/repro_tolerance.py); only a metric added since falls back to the default."""
     import json
 
     tol = Tolerance.load(ROOT / "repro-tolerance.yaml")
@@ -45,7 +45,10 @@ def test_committed_tolerance_file_covers_every_metric_with_a_measured_value():
             for key in values:
                 name = f"metrics/eval/{path.name}:{split}.{key}"
                 assert name in tol.tolerances, name
-                assert 0.0005 <= tol.limit(name) <= 0.02, name
+                # measured: rounding for most, more for families whose early stopping
+                # flips on a last bit (deep_autorec's ranking metrics), never unbounded
+                assert 0.0005 <= tol.limit(name) <= 0.05, name
+    assert tol.measured_on, "repro-tolerance.yaml names the runs it was measured on"
 
 
 def test_each_metric_is_identical_within_noise_or_moved():
@@ -132,3 +135,16 @@ def test_the_machine_record_names_what_differs():
     differs = machine_differences(committed, here)
     assert f"cpu: AMD EPYC 7B13 -> {here['cpu']}" in differs
     assert len(differs) == 2
+
+
+def test_the_tolerances_cover_every_move_measured_across_machines():
+    """repro-tolerance.yaml and the spread it was made from (bench/repro-spread.json) agree:
+    each move any measured run showed, and the held-out run's, is within its tolerance."""
+    import json
+
+    tol = Tolerance.load(ROOT / "repro-tolerance.yaml")
+    spread = json.loads((ROOT / "bench" / "repro-spread.json").read_text())
+    assert set(tol.measured_on) <= set(spread["runs"])
+    for label, moves in spread["runs"].items():
+        for name, move in moves.items():
+            assert move <= tol.limit(name), (label, name, move)
