@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from tests.test_pipeline import _project, _run
+from test_pipeline import _project, _run
 
 pytestmark = [
     pytest.mark.slow,
