@@ -53,6 +53,17 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
+def _trained_once(project: Path) -> tuple[Path, dict[str, str]]:
+    """Train mf for one epoch (the previous good model), then set up a long run."""
+    _long_training(project, 1)
+    first = _start(project)
+    assert first.wait(timeout=120) == 0, first.communicate()
+    model_dir = project / "data" / "models" / "mf"
+    before = _digest(model_dir)
+    _long_training(project, 400)
+    return model_dir, before
+
+
 def test_ctrl_c_is_one_line_and_leaves_nothing(tiny_project: Path):
     _long_training(tiny_project, 400)
     proc = _start(tiny_project)
@@ -67,12 +78,7 @@ def test_ctrl_c_is_one_line_and_leaves_nothing(tiny_project: Path):
 
 
 def test_sigkill_keeps_the_previous_model_and_the_next_run_completes(tiny_project: Path):
-    _long_training(tiny_project, 1)
-    first = _start(tiny_project)
-    assert first.wait(timeout=120) == 0, first.communicate()
-    model_dir = tiny_project / "data" / "models" / "mf"
-    before = _digest(model_dir)
-    _long_training(tiny_project, 400)
+    model_dir, before = _trained_once(tiny_project)
     proc = _start(tiny_project)
     _wait_until_training(tiny_project, proc)
     proc.kill()
@@ -135,12 +141,7 @@ def test_interrupted_at_many_points_of_an_epoch_keeps_the_last_model(tiny_projec
     """Ctrl-C or SIGTERM at eight points spread over the first epochs (batch of 16 rows on
     the tiny set: a few milliseconds a batch): each time one line, the right exit code,
     well within the grace time, the previous model byte for byte, no temporary left."""
-    _long_training(tiny_project, 1)
-    first = _start(tiny_project)
-    assert first.wait(timeout=120) == 0, first.communicate()
-    model_dir = tiny_project / "data" / "models" / "mf"
-    before = _digest(model_dir)
-    _long_training(tiny_project, 400)
+    model_dir, before = _trained_once(tiny_project)
     for i, delay in enumerate([0.0, 0.013, 0.029, 0.047, 0.071, 0.11, 0.17, 0.26]):
         proc = _start(tiny_project)
         _wait_until_training(tiny_project, proc)
