@@ -79,7 +79,7 @@ def ease_solve(device: str, sizes: tuple[int, ...] = (1682, 20_000)) -> list[dic
 
 
 def run(mirror: str, device: str, minutes: float, models: list[str] | None) -> dict[str, Any]:
-    from movierec.bench import machine, run_bench
+    from movierec.experiments.bench import machine, run_bench
 
     deadline = time.monotonic() + 60 * minutes
     names = models or torch_families()
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu_check: {reason}; nothing to measure (run it where a GPU is at hand)")
         return 0
     mirror = os.environ.get("MOVIELENS_MIRROR") or str(ROOT.parent / "shared/data/movielens")
-    from movierec.io import write_json
-    from movierec.stage import run_cli
+    from movierec.pipeline.runner import run_cli
+    from movierec.store.files import write_json
 
     record = run_cli(lambda: run(mirror, args.device, args.minutes, args.models))
     write_json(args.out, record)

@@ -20,7 +20,7 @@ import time
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from movierec.config import parse_params
+from movierec.config.params import parse_params
 from movierec.data.download import acquire
 from movierec.data.preprocess import preprocess
 raw = json.loads(sys.argv[1]); work = Path(sys.argv[2])

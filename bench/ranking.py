@@ -38,16 +38,16 @@ def main() -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from movierec.bench import dataset_section
-    from movierec.config import load_params, merge_params
+    from movierec.blend.topn import fit_topn_blend
+    from movierec.config.params import load_params, merge_params
+    from movierec.config.sections import EvalParams
     from movierec.data.download import acquire
     from movierec.data.preprocess import preprocess
-    from movierec.dataset import load_processed
-    from movierec.ensemble_topn import fit_topn_blend
-    from movierec.evaluate import evaluate
+    from movierec.data.processed import load_processed
+    from movierec.evaluation.protocol import evaluate, ranking_validation
+    from movierec.experiments.bench import dataset_section
     from movierec.models.base import FitContext
     from movierec.models.registry import MODELS, create, model_params
-    from movierec.schema import EvalParams
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"] = merge_params(
@@ -74,7 +74,9 @@ def main() -> None:
         protocol = EvalParams(k=[10])
 
         def run(label: str, model):
-            ctx = FitContext(seed=params.seed, progress=False, threads=threads)
+            ctx = FitContext(
+                seed=params.seed, progress=False, threads=threads, rank_validation=ranking_validation
+            )
             report = model.fit(data.for_training(), ctx)
             result = evaluate(model, data, protocol)
             out[label] = {

@@ -26,8 +26,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from movierec.io import write_json, write_text
-from movierec.reprocheck import Tolerance, tolerance_text
+from movierec.experiments.reprocheck import Tolerance, tolerance_text
+from movierec.store.files import write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_FILES = ("metrics/data.json", "metrics/embed.json", "metrics/eval/*.json")

@@ -1,6 +1,6 @@
-"""DVC stage `download`: the same step as `movierec download` (movierec.steps)."""
+"""DVC stage `download`: the same step as `movierec download` (movierec.pipeline.steps)."""
 
-from movierec.steps import run_step
+from movierec.pipeline.steps import run_step
 
 if __name__ == "__main__":
     run_step("download")

@@ -1,6 +1,6 @@
-"""DVC stage `embed`: the same step as `movierec embed` (movierec.steps)."""
+"""DVC stage `embed`: the same step as `movierec embed` (movierec.pipeline.steps)."""
 
-from movierec.steps import run_step
+from movierec.pipeline.steps import run_step
 
 if __name__ == "__main__":
     run_step("embed")

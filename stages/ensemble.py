@@ -1,6 +1,6 @@
-"""DVC stage `ensemble`: the same step as `movierec ensemble` (movierec.steps)."""
+"""DVC stage `ensemble`: the same step as `movierec ensemble` (movierec.pipeline.steps)."""
 
-from movierec.steps import run_step
+from movierec.pipeline.steps import run_step
 
 if __name__ == "__main__":
     run_step("ensemble")

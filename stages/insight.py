@@ -1,6 +1,6 @@
-"""DVC stage `insight`: the same step as `movierec insight` (movierec.steps)."""
+"""DVC stage `insight`: the same step as `movierec insight` (movierec.pipeline.steps)."""
 
-from movierec.steps import run_step
+from movierec.pipeline.steps import run_step
 
 if __name__ == "__main__":
     run_step("insight")

@@ -1,6 +1,6 @@
-"""DVC stage `preprocess`: the same step as `movierec preprocess` (movierec.steps)."""
+"""DVC stage `preprocess`: the same step as `movierec preprocess` (movierec.pipeline.steps)."""
 
-from movierec.steps import run_step
+from movierec.pipeline.steps import run_step
 
 if __name__ == "__main__":
     run_step("preprocess")

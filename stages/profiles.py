@@ -1,6 +1,6 @@
-"""DVC stage `profiles`: the same step as `movierec profiles` (movierec.steps)."""
+"""DVC stage `profiles`: the same step as `movierec profiles` (movierec.pipeline.steps)."""
 
-from movierec.steps import run_step
+from movierec.pipeline.steps import run_step
 
 if __name__ == "__main__":
     run_step("profiles")

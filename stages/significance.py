@@ -1,6 +1,6 @@
-"""DVC stage `significance`: the same step as `movierec significance` (movierec.steps)."""
+"""DVC stage `significance`: the same step as `movierec significance` (movierec.pipeline.steps)."""
 
-from movierec.steps import run_step
+from movierec.pipeline.steps import run_step
 
 if __name__ == "__main__":
     run_step("significance")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from movierec.config import SyntheticData, parse_params
+from movierec.config.params import SyntheticData, parse_params
 from movierec.data.preprocess import preprocess
+from movierec.data.processed import Processed, load_processed
 from movierec.data.synthetic import SyntheticSet, generate, write_custom
-from movierec.dataset import Processed, load_processed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def tiny_project(tmp_path: Path, tiny: SyntheticSet, monkeypatch: pytest.MonkeyP
     """A working directory with processed tiny synthetic data and a params.yaml, as cwd."""
     import yaml
 
-    from movierec.config import parse_params
+    from movierec.config.params import parse_params
     from movierec.data.preprocess import preprocess
     from movierec.data.synthetic import write_custom
 

@@ -1,4 +1,8 @@
-"""The ``movierec`` command: the pipeline's steps plus recommendations for people."""
+"""The ``movierec`` command: the pipeline's steps plus recommendations for people.
+
+Each command imports what it runs inside its own function: ``movierec --help`` and
+the light commands answer without loading torch and every model family.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from movierec.errors import ConfigError
-from movierec.stage import run_cli
+from movierec.config.yaml_reader import read_yaml
+from movierec.errors import ConfigError, LookupFailed
+from movierec.pipeline.runner import run_cli
 
 
 def _params():
-    from movierec.config import load_params
+    """params.yaml checked as the stages check it (one loader for both)."""
+    from movierec.pipeline.params import load_params
 
     return load_params()
 
 
 def _at_least_one(flag: str, value: int) -> int:
-    from movierec.errors import LookupFailed
-
     if value < 1:
         raise LookupFailed(f"{flag} must be at least 1 (got {value})")
     return value
@@ -26,16 +30,14 @@ def _at_least_one(flag: str, value: int) -> int:
 
 def _read_yaml(path: str) -> dict:
     """A YAML file named on the command line: one line when it is missing or malformed."""
-    from movierec.yamlio import read_yaml
-
     return read_yaml(path)
 
 
 def _step(name: str):
-    """A pipeline step (``movierec.steps``): the same function its DVC stage runs."""
+    """A pipeline step (``movierec.pipeline.steps``): the same function its DVC stage runs."""
 
     def run(args: argparse.Namespace) -> None:
-        from movierec import steps
+        from movierec.pipeline import steps
 
         func = getattr(steps, name)
         func(args.argument) if name in steps.ONE_ARGUMENT else func()
@@ -44,8 +46,8 @@ def _step(name: str):
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    from movierec.dataset import load_processed
-    from movierec.recommend import default_model, recommend
+    from movierec.data.processed import load_processed
+    from movierec.serve.recommend import default_model, recommend
 
     _at_least_one("-k", args.k)
     params = _params()
@@ -61,8 +63,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from movierec.dataset import load_processed
-    from movierec.recommend import default_model, predict_one
+    from movierec.data.processed import load_processed
+    from movierec.serve.recommend import default_model, predict_one
 
     params = _params()
     data = load_processed()
@@ -73,9 +75,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_similar(args: argparse.Namespace) -> None:
-    from movierec.dataset import load_processed
+    from movierec.data.processed import load_processed
     from movierec.errors import LookupFailed
-    from movierec.similar import find_movie, movie_vectors, similar
+    from movierec.serve.similar import find_movie, movie_vectors, similar
 
     if (args.title is None) == (args.movie_id is None):
         raise LookupFailed("give a movie title or --movie-id (not both)")
@@ -94,8 +96,8 @@ def cmd_similar(args: argparse.Namespace) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    from movierec.dataset import load_processed
-    from movierec.tune import tune
+    from movierec.data.processed import load_processed
+    from movierec.experiments.tune import tune
 
     _at_least_one("--trials", args.trials)
     params = _params()
@@ -121,10 +123,10 @@ def cmd_tune(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     import os
 
-    from movierec.bench import run_bench, table, write_bench
+    from movierec.experiments.bench import run_bench, table, write_bench
 
     if args.scale:
-        from movierec.scale import (
+        from movierec.experiments.scale import (
             SIZES,
             merge_records,
             parse_sizes,
@@ -160,12 +162,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
     mirror = args.mirror or os.environ.get("MOVIELENS_MIRROR") or ""
     overrides = _read_yaml(args.overrides) if args.overrides else None
     if args.profile:
-        from movierec.config import merge_params
+        from movierec.config.params import merge_params
 
         overrides = merge_params(overrides or {}, {"data": {"profile": args.profile}})
     if args.max_hours is not None:
-        from movierec.bench import budget_overrides
-        from movierec.config import merge_params
+        from movierec.config.params import merge_params
+        from movierec.experiments.bench import budget_overrides
 
         overrides = merge_params(overrides or {}, budget_overrides(args.max_hours))
     record = run_bench(Path.cwd(), args.dataset, mirror, overrides, args.models)
@@ -178,7 +180,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_check_repro(args: argparse.Namespace) -> None:
-    from movierec.reprocheck import check_repro
+    from movierec.experiments.reprocheck import check_repro
 
     code = check_repro(Path(args.tolerance), args.rev, run=not args.no_run)
     if code:
@@ -186,20 +188,20 @@ def cmd_check_repro(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from movierec.compare import compare
+    from movierec.experiments.compare import compare
 
     if args.bootstrap < 100:
         raise ConfigError(f"--bootstrap must be at least 100 (got {args.bootstrap})")
     text = compare(args.a, args.b, n_boot=args.bootstrap)
     if args.out:
-        from movierec.io import write_text
+        from movierec.store.files import write_text
 
         write_text(Path(args.out), text)
     print(text, end="")
 
 
 def cmd_repeat(args: argparse.Namespace) -> None:
-    from movierec.repeats import parse_sweep, run_sweep, write_aggregate
+    from movierec.experiments.repeats import parse_sweep, run_sweep, write_aggregate
 
     key, values = parse_sweep(args.sweep)
     names = run_sweep(key, values, args.set or [])
@@ -207,11 +209,42 @@ def cmd_repeat(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from movierec.repeats import write_aggregate
+    from movierec.experiments.repeats import write_aggregate
 
     if len(args.runs) < 2:
         raise ConfigError("aggregate: name at least two experiments or revisions")
     print(write_aggregate(args.runs, Path(args.out)), end="")
+
+
+def _help_text(command: str) -> str:
+    """``movierec COMMAND --help`` as a page shows it (``movierec`` alone: the overview),
+    wrapped at 88 columns whatever the terminal, so the page is the same everywhere."""
+    import os
+
+    os.environ["COLUMNS"] = "88"
+    parser = build_parser()
+    if command != "movierec":
+        parser = next(
+            a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction)
+        ).choices[command]
+    return "```text\n" + parser.format_help().rstrip() + "\n```"
+
+
+def cmd_docs(args: argparse.Namespace) -> None:
+    from movierec.experiments.tables import rewrite_tables, stale_tables
+
+    extra = {"help": _help_text}
+    if args.check:
+        stale = stale_tables(Path("."), extra)
+        if stale:
+            raise ConfigError(
+                f"{len(stale)} table(s) disagree with their files ({stale[0]}, ...): "
+                "run `movierec docs` and commit the pages"
+            )
+        print("every table in README.md and docs/ matches its file")
+        return
+    changed = rewrite_tables(Path("."), extra)
+    print("\n".join(f"rewrote {page}" for page in changed) or "every table was up to date")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("report", "write the leaderboard from metrics/details"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=_step(name))
-    from movierec.steps import ONE_ARGUMENT
+    from movierec.pipeline.steps import ONE_ARGUMENT
 
     for name, text, what in (
         ("train", "train one model", "model name, e.g. mf_bias"),
@@ -350,11 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", default="repro-tolerance.yaml", help="tolerance file")
     p.add_argument("--no-run", action="store_true", help="only compare the current workspace")
     p.set_defaults(func=cmd_check_repro)
+
+    p = sub.add_parser(
+        "docs", help="rewrite the results tables of README.md and docs/ from their files"
+    )
+    p.add_argument("--check", action="store_true", help="only fail if a table is stale")
+    p.set_defaults(func=cmd_docs)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    from movierec.kernels import pin_from_params
+    from movierec.train.kernels import pin_from_params
 
     pin_from_params()  # `movierec train ...` computes as its DVC stage does
     args = build_parser().parse_args(argv)

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from movierec.config import CustomData, DataParams
+from movierec.config.params import CustomData, DataParams
 from movierec.data.manifest import MANIFEST, file_digest, write_manifest
 from movierec.data.releases import Release, get_release
+from movierec.data.synthetic import generate, write_custom
 from movierec.errors import DownloadError
-from movierec.io import atomic_dir, atomic_path, write_json
+from movierec.store.files import atomic_dir, atomic_path, write_json
 
 CHUNK = 1 << 20
 
@@ -340,8 +341,6 @@ def acquire(data: DataParams, seed: int, raw_root: Path, cache_dir: Path) -> str
     """Make ``raw_root/<dataset>`` hold the data set's raw files; return where they came from."""
     dest = raw_root / data.dataset
     if data.dataset == "synthetic":
-        from movierec.data.synthetic import generate, write_custom
-
         generated = generate(data.synthetic, seed)
         with atomic_dir(dest) as tmp:
             write_custom(generated, tmp)

@@ -9,7 +9,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from movierec.data.split import SPLIT_NAMES
-from movierec.io import reading
+from movierec.store.files import reading
 
 
 def to_csr(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from movierec.config import DataParams
+from movierec.config.params import DataParams
 from movierec.data.matrices import save_matrices
 from movierec.data.parse import RawData, parse_release, read_official_fold
 from movierec.data.sequences import history_windows
@@ -36,7 +36,7 @@ from movierec.data.split import (
     user_order,
 )
 from movierec.errors import DataError
-from movierec.io import atomic_dir
+from movierec.store.files import atomic_dir
 
 
 @dataclass

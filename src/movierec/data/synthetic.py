@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from movierec.config import SyntheticData
+from movierec.config.params import SyntheticData
 from movierec.errors import ConfigError
 
 GENRES_100K = (

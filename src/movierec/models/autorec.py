@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
+from movierec.config.params import ConfigError
+from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport
 from movierec.models.classic import Baseline, fit_baseline
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import Optimizer, Schedule, TrainConfig
+from movierec.train.trainer import Optimizer, Schedule, TrainConfig
 
 Batch = dict[str, torch.Tensor]
 Activation = Literal["sigmoid", "identity", "selu", "elu", "relu", "lrelu", "tanh"]
@@ -236,6 +236,9 @@ class _AutoRec(TorchRecommender):
     user_rows: bool = True
     eval_batch = 8192
     module_class: type[AutoEncoder] = AutoEncoder
+
+    def judged_users(self) -> np.ndarray | None:
+        return self.keep_  # params.subset: trained and judged on those users only
 
     def build(self, data: Processed) -> nn.Module:
         p = self.params

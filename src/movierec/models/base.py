@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from movierec.dataset import Processed
+from movierec.config.params import yaml_key
+from movierec.data.processed import Processed
 from movierec.errors import MovierecError
-from movierec.io import atomic_path, reading
+from movierec.store.files import atomic_path, reading
 
 
 @dataclass
@@ -39,6 +40,17 @@ class FitContext:
     # A refit (train.refit) trains exactly this many epochs, the ones selected on val by
     # the fit before it, and keeps the last (0 = up to the model's epochs, early stopping)
     epochs: int = 0
+    # How a ranker is judged on val, given as a value so that models import no evaluation
+    # code: the pipeline passes ``movierec.evaluation.protocol.ranking_validation``
+    # (full-ranking NDCG@rank_k under the protocol that reports it). None: no selection on
+    # val; every epoch is trained and the last kept.
+    rank_validation: Callable[[Any, Processed, int, float], Any] | None = None
+
+    def ranking_validation(self, model: Any, data: Processed) -> Any:
+        """The Trainer's ``Validation`` for ``model`` (None without ``rank_validation``)."""
+        if self.rank_validation is None:
+            return None
+        return self.rank_validation(model, data, self.rank_k, self.threshold)
 
 
 @dataclass
@@ -54,8 +66,6 @@ class FitReport:
 
 
 def _yaml_keys(values: dict[str, Any]) -> dict[str, Any]:
-    from movierec.config import yaml_key
-
     return {yaml_key(k): v for k, v in values.items()}
 
 
@@ -66,7 +76,8 @@ class Recommender:
     needs: ClassVar[tuple[str, ...]] = ()  # extra inputs: "sequences", "demographics", "genres"
     # What else a trained model can give, so the pipeline asks instead of naming models:
     # "movie_vectors" (``movie_vectors``: similar movies, t-SNE maps) and "hidden_units"
-    # (``hidden_units``: the unit report of the insight stage).
+    # (``hidden_units``: the unit report of the insight stage) and "rating_classes"
+    # (``predict_classes``: the rating level itself, judged by accuracy).
     provides: ClassVar[frozenset[str]] = frozenset()
     # The DVC stage that trains the family: ``train`` (listed in train.models) or ``embed``.
     trained_by: ClassVar[str] = "train"
@@ -101,6 +112,11 @@ class Recommender:
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), n_items)`` scores; higher means more recommended."""
         raise NotImplementedError
+
+    def judged_users(self) -> np.ndarray | None:
+        """A boolean mask of the users this model is judged on (a model trained on a
+        demographic subset is judged on it); None: every user."""
+        return None
 
     def predict_split(self, data: Processed, split: str) -> np.ndarray:
         """Predicted ratings for every row of ``split``, in ``data.splits[split]`` order.

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
+from movierec.config.params import ConfigError
+from movierec.data.processed import Processed
 from movierec.models.base import FitContext
 from movierec.models.ranking import Ranker
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import Batch, TrainConfig
+from movierec.train.trainer import Batch, TrainConfig
 
 
 @dataclass
@@ -88,6 +88,4 @@ class BPR(Ranker, TorchRecommender):
         }
 
     def validation(self, data: Processed, ctx: FitContext):
-        from movierec.evaluate import ranking_validation
-
-        return ranking_validation(self, data, ctx.rank_k, ctx.threshold)
+        return ctx.ranking_validation(self, data)

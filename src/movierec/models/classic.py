@@ -14,8 +14,8 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
+from movierec.config.params import ConfigError
+from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport, Recommender
 
 

@@ -22,12 +22,12 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
-from movierec.metrics import top_k
+from movierec.config.params import ConfigError
+from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport
 from movierec.models.ranking import Ranker, Weighting, interactions
-from movierec.training import resolve_device
+from movierec.topk import top_k
+from movierec.train.trainer import resolve_device
 
 
 @dataclass

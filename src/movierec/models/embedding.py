@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
-from movierec.models.layers import PairTerm, fold_tail, pair_rows
+from movierec.config import checks
+from movierec.config.params import ConfigError
+from movierec.data.processed import Processed
+from movierec.models.layers import NetworkParams, PairTerm, fold_tail, pair_rows
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import Optimizer, Schedule, TrainConfig
+from movierec.train.trainer import Optimizer, Schedule, TrainConfig
 
 Batch = dict[str, torch.Tensor]
-
-
-def _check_positive(key: str, **values: int | float) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ConfigError(f"params.yaml: `{key}.{name}` must be positive (got {value})")
 
 
 def _check_sparse(key: str, params: TrainConfig, sparse: bool) -> None:
@@ -94,7 +89,7 @@ class MFParams(TrainConfig):
 
     def validate(self, key: str) -> None:
         super().validate(key)
-        _check_positive(key, factors=self.factors, init_std=self.init_std)
+        checks.positive(key, factors=self.factors, init_std=self.init_std)
         _check_sparse(key, self, self.sparse)
 
 
@@ -182,10 +177,9 @@ class MFBiasParams(TrainConfig):
 
     def validate(self, key: str) -> None:
         super().validate(key)
-        _check_positive(key, factors=self.factors, init_std=self.init_std)
+        checks.positive(key, factors=self.factors, init_std=self.init_std)
         _check_sparse(key, self, self.sparse)
-        if self.range_pad < 0:
-            raise ConfigError(f"params.yaml: `{key}.range_pad` must be >= 0")
+        checks.non_negative(key, range_pad=self.range_pad)
 
 
 class MFBias(EmbeddingRecommender):
@@ -322,28 +316,13 @@ class EmbeddingClassifier(TrunkHead):
 
 
 @dataclass
-class MLPParams(TrainConfig):
-    dim: int = 64
-    layers: list[int] = field(default_factory=lambda: [256, 128])
-    dropout: float = 0.3
+class MLPParams(NetworkParams):
     emb_dropout: float = 0.05
     product: bool = True  # also feed u * i (the GMF interaction) to the first layer
-    range_pad: float = 0.5
-    optimizer: Optimizer = "adamw"
-    lr: float = 0.003
-    weight_decay: float = 0.05
-    schedule: Schedule = "onecycle"
-    batch_size: int = 512
-    epochs: int = 6
-    patience: int = 6
 
     def validate(self, key: str) -> None:
         super().validate(key)
-        _check_positive(key, dim=self.dim)
-        if not self.layers or any(s < 1 for s in self.layers):
-            raise ConfigError(f"params.yaml: `{key}.layers` must list positive layer sizes")
-        if not 0 <= self.dropout < 1 or not 0 <= self.emb_dropout < 1:
-            raise ConfigError(f"params.yaml: `{key}.dropout` must be in [0, 1)")
+        checks.fraction(key, emb_dropout=self.emb_dropout)
 
 
 class _TrunkRecommender(TorchRecommender):
@@ -371,6 +350,7 @@ class MLP(_TrunkRecommender):
 
 class MLPClassifier(_TrunkRecommender):
     name = "mlp_classifier"
+    provides = _TrunkRecommender.provides | {"rating_classes"}
 
     def build(self, data: Processed) -> nn.Module:
         p = self.params

@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from movierec.dataset import Processed
-from movierec.features import ItemFeatures, UserFeatures
+from movierec.config import checks
+from movierec.data.features import ItemFeatures, UserFeatures
+from movierec.data.processed import Processed
+from movierec.train.trainer import Optimizer, Schedule, TrainConfig
 
 Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class NetworkParams(TrainConfig):
+    """What the feature networks (MLP, wide & deep, the sequence families) share: a tower
+    of layers over embeddings, trained with AdamW and a one-cycle schedule. A family's
+    params extend it and set only what differs."""
+
+    dim: int = 64
+    layers: list[int] = field(default_factory=lambda: [256, 128])
+    dropout: float = 0.3
+    range_pad: float = 0.5  # predictions are squashed to the rating range widened by this
+    optimizer: Optimizer = "adamw"
+    lr: float = 0.003
+    weight_decay: float = 0.05
+    schedule: Schedule = "onecycle"
+    batch_size: int = 512
+    epochs: int = 6
+    patience: int = 6
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        checks.positive(key, dim=self.dim)
+        checks.layer_sizes(key, "layers", self.layers)
+        checks.fraction(key, dropout=self.dropout)
+        checks.non_negative(key, range_pad=self.range_pad)
 
 
 class RatingRange(nn.Module):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
+from movierec.config.params import ConfigError
+from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport
 from movierec.models.ranking import Ranker
 

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from movierec.dataset import Processed
+from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport, Recommender
 
 Weighting = Literal["binary", "rating"]
@@ -46,10 +46,9 @@ class Ranker(Recommender):
 
     def one_shot_report(self, data: Processed, ctx: FitContext, start: float) -> FitReport:
         """The report of a closed-form fit: one step, with its val NDCG@k as the curve point."""
-        from movierec.evaluate import ranking_validation
-
         seconds = time.perf_counter() - start
         entry = {"epoch": 1, "seconds": seconds}
-        if len(data.splits["val"]):
-            entry |= ranking_validation(self, data, ctx.rank_k, ctx.threshold).compute(None)
+        validation = ctx.ranking_validation(self, data) if len(data.splits["val"]) else None
+        if validation is not None:
+            entry |= validation.compute(None)
         return FitReport(seconds, 1, 1, seconds, "cpu", [entry])

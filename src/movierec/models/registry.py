@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from movierec.config import ConfigError, Params, build_section
+from movierec.config.params import ConfigError, Params, build_section
+from movierec.config.sections import EmbedParams
 from movierec.models.autorec import (
     AutoRecItem,
     AutoRecParams,
@@ -45,7 +46,6 @@ from movierec.models.sequence import BST, RNN, BSTParams, RNNParams
 from movierec.models.sparse_fc import SparseFC, SparseFCParams
 from movierec.models.wide_deep import WideDeep, WideDeepParams
 from movierec.models.word2vec import Word2VecModel
-from movierec.schema import EmbedParams
 
 MODELS: dict[str, tuple[type[Recommender], type]] = {
     "bias": (BiasModel, BiasParams),

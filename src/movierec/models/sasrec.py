@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from movierec.budget import available_bytes
-from movierec.config import ConfigError
-from movierec.dataset import Processed
+from movierec.config.params import ConfigError
+from movierec.data.processed import Processed
 from movierec.errors import DataError
 from movierec.models.base import FitContext
 from movierec.models.ranking import Ranker
 from movierec.models.sequence import AttentionBlock
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import Batch, TrainConfig
+from movierec.train.budget import available_bytes
+from movierec.train.trainer import Batch, TrainConfig
 
 
 @dataclass
@@ -160,9 +160,7 @@ class SASRec(Ranker, TorchRecommender):
         return {"seq": torch.from_numpy(seq[useful])}
 
     def validation(self, data: Processed, ctx: FitContext):
-        from movierec.evaluate import ranking_validation
-
-        return ranking_validation(self, data, ctx.rank_k, ctx.threshold)
+        return ctx.ranking_validation(self, data)
 
     def user_batch(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
         if getattr(self, "latest_", None) is None:

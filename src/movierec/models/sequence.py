@@ -8,19 +8,21 @@ candidate movie is scored against the user's latest training window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
+from movierec.config import checks
+from movierec.config.params import ConfigError
+from movierec.data.features import item_features, user_features
+from movierec.data.processed import Processed
 from movierec.errors import DataError
-from movierec.features import item_features, user_features
 from movierec.models.layers import (
     Batch,
+    NetworkParams,
     PairBias,
     PairMLP,
     RatingRange,
@@ -30,7 +32,7 @@ from movierec.models.layers import (
     train_mean,
 )
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import Optimizer, Schedule, TrainConfig
+from movierec.train.trainer import predict_tensors
 
 HISTORY_KEYS = ("hist_items", "hist_ratings", "hist_len")
 
@@ -86,25 +88,10 @@ class HistoryTokens(nn.Module):
 
 
 @dataclass
-class SequenceParams(TrainConfig):
-    dim: int = 64
-    layers: list[int] = field(default_factory=lambda: [256, 128])
-    dropout: float = 0.3
+class SequenceParams(NetworkParams):
     user_id: bool = True  # a user id embedding among the user features
     user_features: bool = True  # demographic embeddings (dropped when the data has none)
     biases: bool = True  # user and movie bias terms added to the output logit
-    range_pad: float = 0.5
-
-    def validate(self, key: str) -> None:
-        super().validate(key)
-        if self.dim < 1:
-            raise ConfigError(f"params.yaml: `{key}.dim` must be positive (got {self.dim})")
-        if not self.layers or any(s < 1 for s in self.layers):
-            raise ConfigError(f"params.yaml: `{key}.layers` must list positive layer sizes")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"params.yaml: `{key}.dropout` must be in [0, 1)")
-        if self.range_pad < 0:
-            raise ConfigError(f"params.yaml: `{key}.range_pad` must be >= 0")
 
 
 @dataclass
@@ -114,24 +101,15 @@ class BSTParams(SequenceParams):
     ff_dim: int = 128
     attention_dropout: float = 0.1
     history_sees_target: bool = False  # True: full self-attention (slower ranking)
-    optimizer: Optimizer = "adamw"
-    lr: float = 0.003
-    weight_decay: float = 0.05
-    schedule: Schedule = "onecycle"
-    batch_size: int = 512
-    epochs: int = 6
-    patience: int = 6
 
     def validate(self, key: str) -> None:
         super().validate(key)
-        if self.heads < 1 or self.blocks < 1 or self.ff_dim < 1:
-            raise ConfigError(f"params.yaml: `{key}.heads`, `blocks` and `ff_dim` must be positive")
+        checks.positive(key, heads=self.heads, blocks=self.blocks, ff_dim=self.ff_dim)
         if self.dim % self.heads:
             raise ConfigError(
                 f"params.yaml: `{key}.dim` ({self.dim}) must be divisible by `{key}.heads` ({self.heads})"
             )
-        if not 0 <= self.attention_dropout < 1:
-            raise ConfigError(f"params.yaml: `{key}.attention_dropout` must be in [0, 1)")
+        checks.fraction(key, attention_dropout=self.attention_dropout)
 
 
 @dataclass
@@ -139,18 +117,12 @@ class RNNParams(SequenceParams):
     cell: Literal["lstm", "gru"] = "lstm"
     hidden: int = 64
     rnn_layers: int = 1
-    optimizer: Optimizer = "adamw"
-    lr: float = 0.003
-    weight_decay: float = 0.05
-    schedule: Schedule = "onecycle"
-    batch_size: int = 512
     epochs: int = 10
     patience: int = 10
 
     def validate(self, key: str) -> None:
         super().validate(key)
-        if self.hidden < 1 or self.rnn_layers < 1:
-            raise ConfigError(f"params.yaml: `{key}.hidden` and `rnn_layers` must be positive")
+        checks.positive(key, hidden=self.hidden, rnn_layers=self.rnn_layers)
 
 
 # ------------------------------------------------------------------------------ modules
@@ -484,8 +456,6 @@ class SequenceRecommender(TorchRecommender):
         return self._predict_batch(batch)
 
     def _predict_batch(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        from movierec.training import predict_tensors
-
         batch = {k: v.to(self.device_) for k, v in batch.items()}
         return predict_tensors(self.module_, batch, self.eval_batch).cpu().numpy()
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from movierec.config import ConfigError
+from movierec.config.params import ConfigError
 from movierec.models.autorec import Activation, AutoEncoder, AutoRecItem, AutoRecParams
-from movierec.training import Optimizer
+from movierec.train.trainer import Optimizer
 
 Batch = dict[str, torch.Tensor]
 

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from movierec.budget import Budget
-from movierec.dataset import Processed
+from movierec.data.processed import Processed
 from movierec.errors import ConfigError
 from movierec.models.base import FitContext, FitReport, Recommender
-from movierec.training import (
+from movierec.train.budget import Budget
+from movierec.train.trainer import (
     EpochLog,
     TrainConfig,
     Trainer,

@@ -9,16 +9,16 @@ side", so the wide score of all movies for a user is one matrix product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from movierec.config import ConfigError
-from movierec.dataset import Processed
-from movierec.features import item_features, user_features
+from movierec.data.features import item_features, user_features
+from movierec.data.processed import Processed
 from movierec.models.layers import (
     Batch,
+    NetworkParams,
     PairMLP,
     RatingRange,
     SideFeatures,
@@ -26,35 +26,15 @@ from movierec.models.layers import (
     train_mean,
 )
 from movierec.models.torch_base import TorchRecommender
-from movierec.training import Optimizer, Schedule, TrainConfig
 
 
 @dataclass
-class WideDeepParams(TrainConfig):
+class WideDeepParams(NetworkParams):
     dim: int = 32
-    layers: list[int] = field(default_factory=lambda: [256, 128])
-    dropout: float = 0.3
     user_features: bool = True  # demographics in both parts (dropped when the data has none)
     user_genre_cross: bool = True  # the wide user x genre cross
-    range_pad: float = 0.5
-    optimizer: Optimizer = "adamw"
-    lr: float = 0.003
-    weight_decay: float = 0.05
-    schedule: Schedule = "onecycle"
-    batch_size: int = 512
     epochs: int = 8
     patience: int = 8
-
-    def validate(self, key: str) -> None:
-        super().validate(key)
-        if self.dim < 1:
-            raise ConfigError(f"params.yaml: `{key}.dim` must be positive (got {self.dim})")
-        if not self.layers or any(s < 1 for s in self.layers):
-            raise ConfigError(f"params.yaml: `{key}.layers` must list positive layer sizes")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"params.yaml: `{key}.dropout` must be in [0, 1)")
-        if self.range_pad < 0:
-            raise ConfigError(f"params.yaml: `{key}.range_pad` must be >= 0")
 
 
 def _zeros(n: int, width: int) -> nn.Embedding:

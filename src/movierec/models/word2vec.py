@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from movierec.dataset import Processed
+from movierec.config.sections import EmbedParams
+from movierec.data.processed import Processed
 from movierec.errors import MovierecError
 from movierec.models.base import FitContext, FitReport, Recommender
-from movierec.schema import EmbedParams
 
 
 def stable_hash(text: str) -> int:

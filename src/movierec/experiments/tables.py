@@ -1,0 +1,165 @@
+"""The results tables of the README and the docs, rewritten from the committed files.
+
+A table in a page is a marked block::
+
+    <!-- table: leaderboard metrics/leaderboard.json -->
+    ... generated, never edited by hand ...
+    <!-- /table -->
+
+``movierec docs`` rewrites every block from its file; ``movierec docs --check`` fails
+(and names the block) when a page disagrees with its file, so a figure in the prose of
+a page can never drift from ``metrics/`` or ``bench/``: only tables carry figures.
+
+Kinds: ``leaderboard`` (a pipeline's ``leaderboard.json``: rating and top-N tables),
+``summary`` (the same file, one row per model: the README's table), ``bench`` (a
+``movierec bench`` record), ``ranking`` (``bench/ranking.py`` results) and ``file``
+(a committed markdown results file, its tables as written by the command that made it);
+the CLI adds ``help`` (a command's ``--help``, for the CLI reference).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from movierec.errors import DataError
+from movierec.evaluation.leaderboard import board_tables
+from movierec.experiments.bench import table as bench_table
+from movierec.store.files import reading, write_text
+
+BLOCK = re.compile(
+    r"(?P<open><!-- table: (?P<kind>[a-z]+) (?P<source>\S+) -->\n)(?P<body>.*?)(?P<close><!-- /table -->)",
+    re.DOTALL,
+)
+PAGES = ("README.md", "docs")
+
+
+def _json(path: Path) -> Any:
+    with reading(path):
+        return json.loads(path.read_text())
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def leaderboard(path: Path) -> str:
+    rating, topn = board_tables(_json(path))
+    return "\n".join([*rating, "", *topn])
+
+
+def summary(path: Path) -> str:
+    """One row per model: test RMSE (rating models) and the top-N figures (all)."""
+    board = _json(path)
+    k = board["k"]
+    rmse = {r["model"]: r for r in board["rating"]}
+    topn = {r["model"]: r for r in board["topn"]}
+    rows = sorted(
+        set(rmse) | set(topn), key=lambda m: -(topn.get(m, {}).get(f"ndcg@{k}") or 0.0)
+    )
+    lines = [
+        f"| model | test RMSE | test NDCG@{k} | test Recall@{k} | test Hit@{k} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in rows:
+        r, t = rmse.get(name, {}), topn.get(name, {})
+        lines.append(
+            f"| {name} | {_fmt(r.get('rmse'))} | {_fmt(t.get(f'ndcg@{k}'))} | "
+            f"{_fmt(t.get(f'recall@{k}'))} | {_fmt(t.get(f'hit@{k}'))} |"
+        )
+    return "\n".join(lines)
+
+
+def bench(path: Path) -> str:
+    return bench_table(_json(path)).rstrip("\n")
+
+
+def ranking(path: Path) -> str:
+    """``bench/ranking.py`` results: val selects, test reports, with the seconds."""
+    record = _json(path)
+    lines = [
+        "| model | val NDCG@10 | test NDCG@10 | fit s | eval s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in sorted(record.items(), key=lambda kv: -(kv[1].get("test_ndcg@10") or 0)):
+        lines.append(
+            f"| {name} | {_fmt(r.get('val_ndcg@10'))} | {_fmt(r.get('test_ndcg@10'))} | "
+            f"{r.get('fit_seconds', 0):.2f} | {r.get('eval_seconds', 0):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def file(path: Path) -> str:
+    """A committed markdown results file as written by the command that made it, less
+    its title (its section headings become bold lines, so the page keeps its outline)."""
+    with reading(path):
+        lines = path.read_text().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    lines = [f"**{line.lstrip('#').strip()}**" if line.startswith("#") else line for line in lines]
+    return "\n".join(lines).strip("\n")
+
+
+KINDS: dict[str, Callable[[Path], str]] = {
+    "leaderboard": leaderboard,
+    "summary": summary,
+    "bench": bench,
+    "ranking": ranking,
+    "file": file,
+}
+
+
+def pages(root: Path) -> list[Path]:
+    """README.md and every page of the docs site."""
+    found = []
+    for name in PAGES:
+        path = root / name
+        found += sorted(path.rglob("*.md")) if path.is_dir() else [path] if path.exists() else []
+    return found
+
+
+Extra = dict[str, Callable[[str], str]]  # kinds whose source is not a file (``help``)
+
+
+def render(text: str, root: Path, page: Path, extra: Extra | None = None) -> str:
+    """``text`` with every table block regenerated from its source."""
+    extra = extra or {}
+
+    def fill(match: re.Match[str]) -> str:
+        kind, source = match["kind"], match["source"]
+        if kind in extra:
+            body = extra[kind](source)
+        elif kind in KINDS:
+            body = KINDS[kind](root / source)
+        else:
+            known = ", ".join([*KINDS, *extra])
+            raise DataError(f"{page}: table kind {kind!r} is unknown; known: {known}")
+        return f"{match['open']}{body}\n{match['close']}"
+
+    return BLOCK.sub(fill, text)
+
+
+def stale_tables(root: Path, extra: Extra | None = None) -> list[str]:
+    """``page: kind source`` for every block that disagrees with its file."""
+    stale = []
+    for page in pages(root):
+        text = page.read_text()
+        for match in BLOCK.finditer(text):
+            if render(match[0], root, page, extra) != match[0]:
+                stale.append(f"{page.relative_to(root)}: {match['kind']} {match['source']}")
+    return stale
+
+
+def rewrite_tables(root: Path, extra: Extra | None = None) -> list[str]:
+    """Regenerate every block in place; the pages that changed."""
+    changed = []
+    for page in pages(root):
+        text = page.read_text()
+        fresh = render(text, root, page, extra)
+        if fresh != text:
+            write_text(page, fresh)
+            changed.append(str(page.relative_to(root)))
+    return changed
