@@ -22,6 +22,13 @@ def positive(key: str, **values: float) -> None:
             raise _fail(key, name, "be positive", value)
 
 
+def at_least_one(key: str, **values: int) -> None:
+    """Each count >= 1 (epochs, neighbours, factors, processes)."""
+    for name, value in values.items():
+        if not value >= 1:
+            raise _fail(key, name, "be at least 1", value)
+
+
 def non_negative(key: str, **values: float) -> None:
     """Each value >= 0 (penalties, paddings)."""
     for name, value in values.items():

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport
@@ -66,8 +67,7 @@ class AutoRecParams(TrainConfig):
         super().validate(key)
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"params.yaml: `{key}.hidden` must list positive layer sizes")
-        if not 0 <= self.code_dropout < 1:
-            raise ConfigError(f"params.yaml: `{key}.code_dropout` must be in [0, 1)")
+        checks.fraction(key, code_dropout=self.code_dropout)
         if self.noise_factor < 0 or (self.noise == "dropout" and self.noise_factor >= 1):
             raise ConfigError(
                 f"params.yaml: `{key}.noise_factor` must be >= 0 (and < 1 for dropout noise)"

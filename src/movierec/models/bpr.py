@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from movierec.config.params import ConfigError
+from movierec.config import checks
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext
 from movierec.models.ranking import Ranker
@@ -34,8 +34,7 @@ class BPRParams(TrainConfig):
 
     def validate(self, key: str) -> None:
         super().validate(key)
-        if self.factors < 1 or self.negatives < 1:
-            raise ConfigError(f"params.yaml: `{key}.factors` and `negatives` must be at least 1")
+        checks.at_least_one(key, factors=self.factors, negatives=self.negatives)
 
 
 class BPRModule(nn.Module):

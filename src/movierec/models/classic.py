@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
-from movierec.config.params import ConfigError
+from movierec.config import checks
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport, Recommender
 
@@ -125,10 +125,8 @@ class BiasParams:
     sweeps: int = 10
 
     def validate(self, key: str) -> None:
-        if self.reg_user < 0 or self.reg_item < 0:
-            raise ConfigError(f"params.yaml: `{key}.reg_user` / `reg_item` must be >= 0")
-        if self.sweeps < 1:
-            raise ConfigError(f"params.yaml: `{key}.sweeps` must be at least 1")
+        checks.non_negative(key, reg_user=self.reg_user, reg_item=self.reg_item)
+        checks.at_least_one(key, sweeps=self.sweeps)
 
 
 class BiasModel(_Classic):
@@ -168,10 +166,8 @@ class ItemKNNParams:
     sweeps: int = 10
 
     def validate(self, key: str) -> None:
-        if self.k < 1:
-            raise ConfigError(f"params.yaml: `{key}.k` must be at least 1 (got {self.k})")
-        if self.shrink < 0 or self.damping < 0:
-            raise ConfigError(f"params.yaml: `{key}.shrink` and `damping` must be >= 0")
+        checks.at_least_one(key, k=self.k)
+        checks.non_negative(key, shrink=self.shrink, damping=self.damping)
 
 
 SIM_BLOCK = 1 << 22  # similarity cells per block of items: 16 MiB a float32 array
@@ -317,8 +313,7 @@ class SVDParams:
     sweeps: int = 10
 
     def validate(self, key: str) -> None:
-        if self.rank < 1:
-            raise ConfigError(f"params.yaml: `{key}.rank` must be at least 1 (got {self.rank})")
+        checks.at_least_one(key, rank=self.rank)
 
 
 class SVDModel(_Classic):
@@ -365,8 +360,7 @@ class ContentGenreParams:
     sweeps: int = 10
 
     def validate(self, key: str) -> None:
-        if self.year_weight < 0 or self.damping < 0:
-            raise ConfigError(f"params.yaml: `{key}.year_weight` and `damping` must be >= 0")
+        checks.non_negative(key, year_weight=self.year_weight, damping=self.damping)
 
 
 def item_features(data: Processed, year_weight: float) -> np.ndarray:

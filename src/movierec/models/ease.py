@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
+from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport
@@ -38,8 +39,7 @@ class EASEParams:
     neighbours: int = 200  # above it: weights on each movie's most co-rated movies only
 
     def validate(self, key: str) -> None:
-        if not self.lambda_ > 0:
-            raise ConfigError(f"params.yaml: `{key}.lambda` must be positive (got {self.lambda_})")
+        checks.positive(key, **{"lambda": self.lambda_})
         for name in ("dense_max_items", "neighbours"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"params.yaml: `{key}.{name}` must be at least 1")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
 from movierec.errors import MovierecError
@@ -36,14 +37,12 @@ class IALSParams:
     threads: int = 0  # 0 = train.threads
 
     def validate(self, key: str) -> None:
-        if self.factors < 1 or self.iterations < 1:
-            raise ConfigError(f"params.yaml: `{key}.factors` and `iterations` must be at least 1")
+        checks.at_least_one(key, factors=self.factors, iterations=self.iterations)
         if self.regularization < 0 or self.alpha <= 0:
             raise ConfigError(
                 f"params.yaml: `{key}.regularization` must be >= 0 and `{key}.alpha` positive"
             )
-        if self.threads < 0:
-            raise ConfigError(f"params.yaml: `{key}.threads` must be >= 0")
+        checks.non_negative(key, threads=self.threads)
 
 
 def _implicit_als():

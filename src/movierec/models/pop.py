@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from movierec.config.params import ConfigError
+from movierec.config import checks
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport
 from movierec.models.ranking import Ranker
@@ -22,8 +22,7 @@ class PopParams:
     min_rating: float = 0.0  # count only ratings at or above this (0 = every rating)
 
     def validate(self, key: str) -> None:
-        if self.min_rating < 0:
-            raise ConfigError(f"params.yaml: `{key}.min_rating` must be >= 0")
+        checks.non_negative(key, min_rating=self.min_rating)
 
 
 class Pop(Ranker):

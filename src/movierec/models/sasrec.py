@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
 from movierec.errors import DataError
@@ -46,8 +47,7 @@ class SASRecParams(TrainConfig):
             )
         if self.heads < 1 or self.dim % self.heads:
             raise ConfigError(f"params.yaml: `{key}.dim` must be divisible by `{key}.heads`")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"params.yaml: `{key}.dropout` must be in [0, 1)")
+        checks.fraction(key, dropout=self.dropout)
 
 
 def user_sequences(data: Processed, length: int) -> np.ndarray:

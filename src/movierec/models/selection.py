@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from movierec.config import checks
 from movierec.config.params import ConfigError, Params, build_section
 from movierec.models.registry import MODELS, trainable
 
@@ -53,8 +54,7 @@ class TrainSection:
             raise ConfigError(
                 f"params.yaml: `{key}.launcher` must be python or torchrun (got {self.launcher!r})"
             )
-        if self.nproc_per_node < 1:
-            raise ConfigError(f"params.yaml: `{key}.nproc_per_node` must be at least 1")
+        checks.at_least_one(key, nproc_per_node=self.nproc_per_node)
         if not self.max_hours >= 0:
             raise ConfigError(f"params.yaml: `{key}.max_hours` must be >= 0 (0 = no limit)")
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.models.autorec import Activation, AutoEncoder, AutoRecItem, AutoRecParams
 from movierec.train.trainer import Optimizer
@@ -42,10 +43,8 @@ class SparseFCParams(AutoRecParams):
 
     def validate(self, key: str) -> None:
         super().validate(key)
-        if self.kernel_dim < 1:
-            raise ConfigError(f"params.yaml: `{key}.kernel_dim` must be at least 1")
-        if self.l2 < 0 or self.kernel_l2 < 0:
-            raise ConfigError(f"params.yaml: `{key}.l2` and `{key}.kernel_l2` must be >= 0")
+        checks.at_least_one(key, kernel_dim=self.kernel_dim)
+        checks.non_negative(key, l2=self.l2, kernel_l2=self.kernel_l2)
         if self.optimizer == "lbfgs" and (self.noise != "none" or self.code_dropout > 0):
             raise ConfigError(
                 f"params.yaml: `{key}`: L-BFGS needs a deterministic objective; set "

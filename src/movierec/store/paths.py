@@ -63,6 +63,10 @@ _WRITERS = (
     (re.compile(r"(?:^|/)metrics/significance\."), lambda m: "significance"),
     (re.compile(r"(?:^|/)metrics/(?:leaderboard|curves)\."), lambda m: "report"),
     (re.compile(r"(?:^|/)metrics/embed\.json"), lambda m: "embed"),
+    (re.compile(r"(?:^|/)metrics/data\.json"), lambda m: "preprocess"),
+    (re.compile(r"(?:^|/)metrics/machine\.json"), lambda m: "report"),
+    (re.compile(r"(?:^|/)metrics/insight/errors\.md"), lambda m: "ensemble"),
+    (re.compile(r"(?:^|/)metrics/insight(?:/|$)"), lambda m: "insight"),
 )
 
 

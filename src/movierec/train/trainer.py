@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.train import distributed
 from movierec.train.budget import PROBE_SECONDS, Budget
@@ -53,24 +54,13 @@ class TrainConfig:
     min_delta: float = 0.0
 
     def validate(self, key: str) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"params.yaml: `{key}.epochs` must be at least 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            raise ConfigError(
-                f"params.yaml: `{key}.batch_size` must be at least 1 (got {self.batch_size})"
-            )
+        checks.at_least_one(key, epochs=self.epochs, batch_size=self.batch_size)
         if not self.lr > 0:
             raise ConfigError(
                 f"params.yaml: `{key}.lr` must be a positive learning rate (got {self.lr})"
             )
-        if self.weight_decay < 0:
-            raise ConfigError(
-                f"params.yaml: `{key}.weight_decay` must be >= 0 (got {self.weight_decay})"
-            )
-        if self.patience < 1:
-            raise ConfigError(
-                f"params.yaml: `{key}.patience` must be at least 1 (got {self.patience})"
-            )
+        checks.non_negative(key, weight_decay=self.weight_decay)
+        checks.at_least_one(key, patience=self.patience)
         if self.optimizer == "lbfgs" and (self.schedule != "constant" or self.weight_decay):
             raise ConfigError(
                 f"params.yaml: `{key}.optimizer: lbfgs` takes full-batch steps with its own "
