@@ -7,6 +7,7 @@ the light commands answer without loading torch and every model family.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -53,13 +54,13 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     params = _params()
     data = load_processed()
     model = args.model or default_model("topn")
-    recs = recommend(data, params, args.user, args.k, model)
+    kind, recs = recommend(data, params, args.user, args.k, model)
     print(f"Top {len(recs)} movies for user {args.user} ({model}, {data.meta['dataset']}):")
     width = max((len(r.title) for r in recs), default=5)
-    print(f"{'#':>3}  {'movie':<{width}}  {'year':>4}  score")
+    print(f"{'#':>3}  {'movie':<{width}}  {'year':>4}  {kind}")
     for r in recs:
         year = "" if r.year is None else str(r.year)
-        print(f"{r.rank:>3}  {r.title:<{width}}  {year:>4}  {r.score:9.4g}")
+        print(f"{r.rank:>3}  {r.title:<{width}}  {year:>4}  {r.score:g}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -214,6 +215,41 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     if len(args.runs) < 2:
         raise ConfigError("aggregate: name at least two experiments or revisions")
     print(write_aggregate(args.runs, Path(args.out)), end="")
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import torch
+    import uvicorn  # deferred: the server's libraries load only for `serve`
+
+    from movierec.serve.api import Served, create_app
+
+    torch.set_num_threads(1)  # requests run on parallel threads: one compute thread each
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535 (got {args.port})")
+    served = Served.load(_params(), args.models)
+    if args.host not in LOCAL_HOSTS:
+        print(
+            f"serve: listening on {args.host}, reachable from other machines (the default, "
+            "127.0.0.1, is this machine only)",
+            file=sys.stderr,
+        )
+    print(
+        f"serving {len(served.models)} model{'s' if len(served.models) != 1 else ''} of "
+        f"{served.data.meta['dataset']} on "
+        f"http://{args.host}:{args.port} (JSON API under /api)",
+        flush=True,
+    )
+    def stopped(signum, frame) -> None:  # uvicorn shuts down, then hands the signal on
+        print("serve: stopped", file=sys.stderr)
+        raise SystemExit(0)
+
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, stopped)
+    uvicorn.run(create_app(served), host=args.host, port=args.port, log_level="warning")
 
 
 def _help_text(command: str) -> str:
@@ -383,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", default="repro-tolerance.yaml", help="tolerance file")
     p.add_argument("--no-run", action="store_true", help="only compare the current workspace")
     p.set_defaults(func=cmd_check_repro)
+
+    p = sub.add_parser("serve", help="a JSON API over the trained models (FastAPI, uvicorn)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--models", nargs="+", help="models to serve (default: every trained one)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
         "docs", help="rewrite the results tables of README.md and docs/ from their files"

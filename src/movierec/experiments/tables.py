@@ -12,7 +12,8 @@ a page can never drift from ``metrics/`` or ``bench/``: only tables carry figure
 
 Kinds: ``leaderboard`` (a pipeline's ``leaderboard.json``: rating and top-N tables),
 ``summary`` (the same file, one row per model: the README's table), ``bench`` (a
-``movierec bench`` record), ``ranking`` (``bench/ranking.py`` results) and ``file``
+``movierec bench`` record), ``ranking`` (``bench/ranking.py`` results), ``record`` (a flat JSON record, e.g.
+``bench/serve.py``'s) and ``file``
 (a committed markdown results file, its tables as written by the command that made it);
 the CLI adds ``help`` (a command's ``--help``, for the CLI reference).
 """
@@ -103,12 +104,21 @@ def file(path: Path) -> str:
     return "\n".join(lines).strip("\n")
 
 
+def record(path: Path) -> str:
+    """A flat JSON record (a load test's figures) as a two-column table."""
+    lines = ["| measure | value |", "|---|---:|"]
+    for key, value in _json(path).items():
+        lines.append(f"| {key.replace('_', ' ')} | {value} |")
+    return "\n".join(lines)
+
+
 KINDS: dict[str, Callable[[Path], str]] = {
     "leaderboard": leaderboard,
     "summary": summary,
     "bench": bench,
     "ranking": ranking,
     "file": file,
+    "record": record,
 }
 
 

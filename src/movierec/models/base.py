@@ -76,8 +76,9 @@ class Recommender:
     needs: ClassVar[tuple[str, ...]] = ()  # extra inputs: "sequences", "demographics", "genres"
     # What else a trained model can give, so the pipeline asks instead of naming models:
     # "movie_vectors" (``movie_vectors``: similar movies, t-SNE maps) and "hidden_units"
-    # (``hidden_units``: the unit report of the insight stage) and "rating_classes"
-    # (``predict_classes``: the rating level itself, judged by accuracy).
+    # (``hidden_units``: the unit report of the insight stage), "rating_classes"
+    # (``predict_classes``: the rating level itself, judged by accuracy) and "fold_in"
+    # (``score_ratings``: a user who is not in the data, from a row of their ratings).
     provides: ClassVar[frozenset[str]] = frozenset()
     # The DVC stage that trains the family: ``train`` (listed in train.models) or ``embed``.
     trained_by: ClassVar[str] = "train"
@@ -112,6 +113,12 @@ class Recommender:
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), n_items)`` scores; higher means more recommended."""
         raise NotImplementedError
+
+    def score_ratings(self, ratings: Any, data: Processed) -> np.ndarray:
+        """``(n, n_items)`` scores for users given as rows of ratings (a sparse
+        ``(n, n_items)`` matrix on the data set's scale), without refitting: a new user
+        folded in. Only for models that provide "fold_in"."""
+        raise NotImplementedError(f"{self.name} cannot score a user from their ratings")
 
     def judged_users(self) -> np.ndarray | None:
         """A boolean mask of the users this model is judged on (a model trained on a

@@ -26,7 +26,7 @@ from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport
-from movierec.models.ranking import Ranker, Weighting, interactions
+from movierec.models.ranking import Ranker, Weighting, interactions, weigh
 from movierec.topk import top_k
 from movierec.train.trainer import resolve_device
 
@@ -166,7 +166,7 @@ class EASE(Ranker):
     """Item-item linear autoencoder in closed form; movie vectors are the rows of ``B``."""
 
     name = "ease"
-    provides = frozenset({"movie_vectors"})
+    provides = frozenset({"movie_vectors", "fold_in"})
 
     def fit(self, data: Processed, ctx: FitContext) -> FitReport:
         start = time.perf_counter()
@@ -199,6 +199,13 @@ class EASE(Ranker):
             list(pool.map(fill, slices))
         return out
 
+    def score_ratings(self, ratings: sp.spmatrix, data: Processed) -> np.ndarray:
+        """A new user's row times ``B``: EASE is item-to-item, so a user it never saw is
+        scored exactly as a training user with the same ratings."""
+        x = weigh(ratings, self.params.weighting, data.rating_range[1])
+        scores = x @ self.b_
+        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
+
     def movie_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows of ``B``; for the sparse neighbourhood ``B``, its leading singular directions
         (64), so a wide catalogue never makes a dense ``n_items x n_items`` matrix."""
@@ -218,7 +225,9 @@ class EASE(Ranker):
 
     def set_state(self, state: dict[str, np.ndarray], data: Processed) -> None:
         if "b" in state:
-            self.b_ = state["b"]
+            # row-major: scipy's sparse @ dense copies a column-major B on every call
+            # (5 ms a user on ml-100k); the product itself is the same, bit for bit
+            self.b_ = np.ascontiguousarray(state["b"])
         else:
             shape = (data.n_items, data.n_items)
             self.b_ = sp.csr_matrix((state["b_data"], state["b_indices"], state["b_indptr"]), shape)

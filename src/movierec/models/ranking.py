@@ -26,11 +26,17 @@ def interactions(data: Processed, weighting: Weighting = "binary") -> sp.csr_mat
     Rating weights let a ranker prefer what users liked among what they watched
     (the top-N protocol counts only ratings at or above ``evaluate.threshold``).
     """
-    x = sp.csr_matrix(data.matrices["train"], dtype=np.float32, copy=True)
+    return weigh(data.matrices["train"], weighting, data.rating_range[1])
+
+
+def weigh(ratings: sp.spmatrix, weighting: Weighting, top: float) -> sp.csr_matrix:
+    """Rows of ratings as a ranker reads them (1 each, or rating / ``top``): the training
+    matrix, or the row of a new user folded in."""
+    x = sp.csr_matrix(ratings, dtype=np.float32, copy=True)
     if weighting == "binary":
         x.data[:] = 1.0
     else:
-        x.data /= np.float32(data.rating_range[1])
+        x.data /= np.float32(top)
     x.eliminate_zeros()
     return x
 

@@ -98,19 +98,35 @@ def item_index(data: Processed, movie_id: str) -> int:
     return int(hit["item"].item())
 
 
+def readable_scores(
+    model: Recommender, row: np.ndarray, ranked: np.ndarray, data: Processed
+) -> tuple[str, list[float]]:
+    """What a person reads beside each movie: the predicted rating (rating models, clipped
+    to the data set's scale), or for a ranker its relevance: the share of the user's
+    candidate movies it outranks, 0 to 100 (a ranker's raw scores have no unit)."""
+    if model.predicts_ratings and model.scores_are_ratings:
+        lo, hi = data.rating_range
+        return "predicted rating", [round(float(np.clip(row[i], lo, hi)), 2) for i in ranked]
+    candidates = np.sort(row[np.isfinite(row)])
+    below = np.searchsorted(candidates, row[ranked], side="left")
+    share = 100.0 * below / max(len(candidates) - 1, 1)
+    return "relevance (0-100)", [round(float(s), 1) for s in share]
+
+
 @dataclass
 class Recommendation:
     rank: int
     movie_id: int | str
     title: str
     year: int | None
-    score: float
+    score: float  # readable: a predicted rating, or a ranker's relevance 0-100
 
 
 def recommend(
     data: Processed, params: Params, user_id: str, k: int, model_name: str
-) -> list[Recommendation]:
-    """The user's top-``k`` movies they have not rated (in any split)."""
+) -> tuple[str, list[Recommendation]]:
+    """The user's top-``k`` movies they have not rated (in any split), and what their
+    score is (:func:`readable_scores`: the API shows the same)."""
     if k < 1:
         raise LookupFailed(f"-k must be at least 1 (got {k})")
     user = user_index(data, user_id)
@@ -120,14 +136,13 @@ def recommend(
     scores[0, seen] = -np.inf
     ranked = top_k(scores, k)[0]
     ranked = ranked[ranked >= 0]
+    kind, readable = readable_scores(model, scores[0], ranked, data)
     items = data.items
     out = []
-    for pos, item in enumerate(ranked, start=1):
+    for pos, (item, score) in enumerate(zip(ranked, readable, strict=True), start=1):
         row = items.row(int(item), named=True)
-        out.append(
-            Recommendation(pos, row["movie_id"], row["title"], row["year"], float(scores[0, item]))
-        )
-    return out
+        out.append(Recommendation(pos, row["movie_id"], row["title"], row["year"], score))
+    return kind, out
 
 
 def predict_one(

@@ -24,6 +24,7 @@ class Neighbour:
     title: str
     genres: str
     similarity: float
+    item: int  # our index of the movie
 
 
 def find_movie(data: Processed, title: str | None, movie_id: str | None) -> int:
@@ -61,7 +62,12 @@ def movie_vectors(model: str, data: Processed, params: Params) -> tuple[np.ndarr
         raise MovierecError(
             f"--model {model!r} has no movie vectors; choose one of {', '.join(able)}"
         )
-    table, has = load_model(model, params, data).movie_vectors()
+    return unit_vectors(*load_model(model, params, data).movie_vectors())
+
+
+def unit_vectors(table: np.ndarray, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Movie vectors scaled to unit length (so a dot product is the cosine), and the mask
+    of movies that have a non-zero one."""
     table = np.asarray(table, dtype=np.float32)
     norms = np.linalg.norm(table, axis=1, keepdims=True)
     unit = np.divide(table, norms, out=np.zeros_like(table), where=norms > 0)
@@ -97,6 +103,7 @@ def similar(
                 items["title"][int(j)],
                 "|".join(genres) if isinstance(genres, pl.Series | list) else str(genres),
                 float(sims[j]),
+                int(j),
             )
         )
     return rows
