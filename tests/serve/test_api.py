@@ -3,32 +3,24 @@ with a 4xx and one line of JSON (never a traceback)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from served_project import SERVED, trained_project  # noqa: E402  (tests/serve)
 
 from movierec.cli import main as cli_main
 from movierec.data.processed import load_processed
 from movierec.errors import MovierecError
-from movierec.evaluation.leaderboard import build_leaderboard, write_leaderboard
-from movierec.pipeline.evaluate_step import evaluate_model
 from movierec.pipeline.params import load_params
-from movierec.pipeline.train_step import train_model
 from movierec.serve.api import Served, create_app
 from movierec.serve.recommend import recommend
-from movierec.store.paths import METRICS
-
-SERVED = ("bias", "mf_bias", "ease")
 
 
 @pytest.fixture
 def client(tiny_project):
-    params = load_params()
-    for name in SERVED:
-        train_model(name, params)
-        evaluate_model(name, params)
-    write_leaderboard(build_leaderboard(), "tiny", METRICS)
-    return TestClient(create_app(Served.load(params)))
+    return TestClient(create_app(Served.load(trained_project())))
 
 
 def _user_ids() -> list[str]:
@@ -247,3 +239,17 @@ def test_malformed_and_oversized_bodies(client):
         headers={"content-type": "application/json"},
     )
     assert huge.status_code == 413 and "request body over" in huge.json()["error"]
+
+
+def test_the_page_and_its_assets_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/static/") for a in assets), "no other origin, no CDN"
+    for asset in assets:
+        answer = client.get(asset)
+        assert answer.status_code == 200 and "http://" not in answer.text and "https://" not in answer.text
+    script = client.get("/static/app.js").text
+    for endpoint in ("/api/health", "/api/models", "/history", "/recommendations", "/similar", "/api/movies/search"):
+        assert endpoint in script
+    assert client.get("/static/../api.py").status_code == 404

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,8 @@ import polars as pl
 import scipy.sparse as sp
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -45,6 +47,7 @@ from movierec.store.files import reading
 from movierec.store.paths import LEADERBOARD
 from movierec.topk import top_k
 
+STATIC = Path(__file__).with_name("static")  # the page: shipped in the package, no CDN
 MAX_SEARCH = 20  # titles a search returns at most
 MAX_RATINGS = 1000  # ratings a new user may post
 MAX_BODY = 256 * 1024  # bytes of a request body
@@ -232,6 +235,14 @@ def create_app(served: Served) -> FastAPI:
     @app.exception_handler(Exception)
     async def _internal(request: Request, err: Exception) -> JSONResponse:
         return JSONResponse({"error": f"internal error ({type(err).__name__})"}, status_code=500)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The web page: a user's history beside the top-10 of the models chosen, similar
+        movies on a click, a new user's list as they rate, and the leaderboard."""
+        return FileResponse(STATIC / "index.html")
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:

@@ -1,0 +1,156 @@
+// The movierec page: talks only to this server's /api (no other origin, no library).
+"use strict";
+const $ = (id) => document.getElementById(id);
+const state = { board: null, ratings: new Map() };
+
+async function api(path, options) {
+  const answer = await fetch(path, options);
+  const body = await answer.json();
+  if (!answer.ok) throw new Error(body.error || answer.statusText);
+  return body;
+}
+
+function say(text) { $("message").textContent = text || ""; }
+
+function movieItem(movie, right) {
+  const li = document.createElement("li");
+  const title = document.createElement("button");
+  title.className = "title";
+  title.type = "button";
+  title.textContent = movie.title;
+  title.addEventListener("click", () => showSimilar(movie));
+  li.appendChild(title);
+  if (right) li.appendChild(right);
+  return li;
+}
+
+function scoreSpan(text) {
+  const span = document.createElement("span");
+  span.className = "score";
+  span.textContent = text;
+  return span;
+}
+
+function column(heading, note) {
+  const div = document.createElement("div");
+  div.className = "column";
+  const h = document.createElement("h3");
+  h.textContent = heading;
+  div.appendChild(h);
+  if (note) div.appendChild(Object.assign(document.createElement("p"), { className: "muted", textContent: note }));
+  const ol = document.createElement("ol");
+  ol.className = "list";
+  div.appendChild(ol);
+  $("columns").appendChild(div);
+  return ol;
+}
+
+function valNdcg(name) {
+  const row = (state.board.models.find((m) => m.model === name) || {}).topn;
+  const k = state.board.k;
+  return row && row[`val_ndcg@${k}`] != null ? `val NDCG@${k} ${row[`val_ndcg@${k}`].toFixed(3)}` : "";
+}
+
+function pickedModels() {
+  return [...document.querySelectorAll("#model-picks input:checked")].map((box) => box.value);
+}
+
+async function showUser(userId) {
+  say("");
+  $("columns").replaceChildren();
+  try {
+    const history = await api(`/api/users/${encodeURIComponent(userId)}/history`);
+    const list = column(`User ${userId}: rated`, `${history.ratings.length} ratings, best first`);
+    for (const r of history.ratings.slice(0, 10)) list.appendChild(movieItem(r, scoreSpan(`${r.rating}★`)));
+    for (const name of pickedModels()) {
+      const recs = await api(`/api/users/${encodeURIComponent(userId)}/recommendations?k=10&model=${encodeURIComponent(name)}`);
+      const ol = column(name, `${valNdcg(name)} · ${recs.score}`);
+      for (const r of recs.recommendations) ol.appendChild(movieItem(r, scoreSpan(String(r.score))));
+    }
+  } catch (err) { say(err.message); }
+}
+
+async function showSimilar(movie) {
+  try {
+    const near = await api(`/api/movies/${encodeURIComponent(movie.movie_id)}/similar?k=10`);
+    $("similar").hidden = false;
+    $("similar-title").textContent = `Like ${movie.title} (${near.model})`;
+    $("similar-list").replaceChildren(...near.similar.map((m) => movieItem(m, scoreSpan(m.similarity.toFixed(2)))));
+  } catch (err) { say(err.message); }
+}
+
+async function refreshNewcomer() {
+  $("my-ratings").replaceChildren(...[...state.ratings.values()].map(({ movie, rating }) => movieItem(movie, scoreSpan(`${rating}★`))));
+  $("columns").replaceChildren();
+  if (!state.ratings.size) return;
+  try {
+    const ratings = [...state.ratings.values()].map(({ movie, rating }) => ({ movie_id: movie.movie_id, rating }));
+    const recs = await api("/api/recommendations", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ratings, k: 10 }),
+    });
+    const ol = column(`For you (${recs.model})`, `${state.ratings.size} ratings · ${recs.score}`);
+    for (const r of recs.recommendations) ol.appendChild(movieItem(r, scoreSpan(String(r.score))));
+    say("");
+  } catch (err) { say(err.message); }
+}
+
+function stars(movie) {
+  const span = document.createElement("span");
+  span.className = "stars";
+  for (const rating of [1, 3, 5]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = `${rating}★`;
+    b.setAttribute("aria-label", `rate ${movie.title} ${rating}`);
+    b.addEventListener("click", () => { state.ratings.set(movie.movie_id, { movie, rating }); refreshNewcomer(); });
+    span.appendChild(b);
+  }
+  return span;
+}
+
+async function search(q) {
+  try {
+    const found = await api(`/api/movies/search?q=${encodeURIComponent(q)}`);
+    $("search-results").replaceChildren(...found.movies.map((m) => movieItem(m, stars(m))));
+    if (!found.movies.length) say(`no title contains "${q}"`);
+  } catch (err) { say(err.message); }
+}
+
+async function start() {
+  try {
+    const [health, board] = await Promise.all([api("/api/health"), api("/api/models")]);
+    state.board = board;
+    $("dataset").textContent = `${health.dataset}: ${health.users} users, ${health.movies} movies, ${health.models.length} models`;
+    const order = [board.selected.topn, ...board.models.map((m) => m.model)].filter((m, i, all) => m && all.indexOf(m) === i);
+    order.forEach((name, i) => {
+      const label = document.createElement("label");
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", value: name, checked: i < 2 });
+      label.append(box, ` ${name}`);
+      $("model-picks").appendChild(label);
+    });
+    const k = board.k;
+    const rows = board.models.map((m) => ({
+      name: m.model,
+      val: m.topn ? m.topn[`val_ndcg@${k}`] : null,
+      test: m.topn ? m.topn[`ndcg@${k}`] : null,
+      rmse: m.rating ? m.rating.rmse : null,
+      tied: m.topn && m.topn.tied_with_best,
+    })).sort((a, b) => (b.test ?? -1) - (a.test ?? -1));
+    const fmt = (v) => (v == null ? "—" : v.toFixed(4));
+    $("leaderboard").tBodies[0].replaceChildren(...rows.map((r) => {
+      const tr = document.createElement("tr");
+      const mark = (r.name === board.selected.topn ? " ✓" : "") + (r.tied ? " ≈" : "");
+      for (const text of [r.name + mark, fmt(r.val), fmt(r.test), fmt(r.rmse)]) {
+        tr.appendChild(Object.assign(document.createElement("td"), { textContent: text }));
+      }
+      return tr;
+    }));
+  } catch (err) { say(err.message); }
+}
+
+$("user-form").addEventListener("submit", (e) => { e.preventDefault(); $("newcomer").hidden = true; showUser($("user-id").value.trim()); });
+$("new-user").addEventListener("click", () => { $("newcomer").hidden = false; $("search-q").focus(); refreshNewcomer(); });
+$("search-form").addEventListener("submit", (e) => { e.preventDefault(); search($("search-q").value.trim()); });
+start();

@@ -1,0 +1,112 @@
+"""The page in a real browser: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``, driven by Selenium) against a running server. It picks a user and
+sees ten titles per model, then rates three movies as a new user and sees the list
+change. Screenshots go to ``$MOVIEREC_SCREENSHOTS`` (default: the test's folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from movierec.data.processed import load_processed
+from movierec.serve.api import Served, create_app
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ready  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from served_project import trained_project  # noqa: E402  (tests/serve)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="no chromium / chromedriver here: apt-get install chromium chromium-driver",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tiny_project):
+    import uvicorn
+
+    app = create_app(Served.load(trained_project()))
+    port = _free_port()
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1600"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("MOVIEREC_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _column_titles(driver) -> list[list[str]]:
+    return [
+        [li.find_element(By.CSS_SELECTOR, ".title").text for li in col.find_elements(By.CSS_SELECTOR, "li")]
+        for col in driver.find_elements(By.CSS_SELECTOR, "#columns .column")
+    ]
+
+
+def test_a_person_compares_models_and_rates_as_a_new_user(server, browser, tmp_path):
+    shots = _shots(tmp_path)
+    wait = WebDriverWait(browser, 20)
+    browser.get(server)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model-picks input")) == 3)
+    user_id = str(load_processed().users["user_id"][7])
+    browser.find_element(By.ID, "user-id").send_keys(user_id)
+    browser.find_element(By.CSS_SELECTOR, "#user-form button[type=submit]").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#columns .column")) == 3)
+    wait.until(lambda d: all(len(c) == 10 for c in _column_titles(d)[1:]))
+    history, *models = _column_titles(browser)
+    assert history and all(len(titles) == 10 and all(titles) for titles in models)
+    assert not set(history) & set(models[0]), "a recommendation is never a movie the user rated"
+    browser.save_screenshot(str(shots / "user.png"))
+
+    browser.find_element(By.ID, "new-user").click()
+    wait.until(ready.visibility_of_element_located((By.ID, "search-q")))
+    browser.find_element(By.ID, "search-q").send_keys("Movie 1")
+    browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#search-results li")) >= 3)
+    lists = []
+    for pick, stars in ((0, "5★"), (1, "5★"), (2, "1★")):
+        row = browser.find_elements(By.CSS_SELECTOR, "#search-results li")[pick]
+        row.find_element(By.XPATH, f".//button[text()='{stars}']").click()
+        wait.until(lambda d, n=pick + 1: len(d.find_elements(By.CSS_SELECTOR, "#my-ratings li")) == n)
+        wait.until(lambda d, n=pick + 1: f"{n} ratings" in d.find_element(By.ID, "columns").text)
+        lists.append(_column_titles(browser)[0])
+    assert all(len(titles) == 10 for titles in lists)
+    assert lists[0] != lists[2], "three ratings give another list than one"
+    browser.save_screenshot(str(shots / "new-user.png"))
+    assert browser.find_element(By.ID, "message").text == ""
