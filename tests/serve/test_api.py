@@ -253,3 +253,13 @@ def test_the_page_and_its_assets_are_served_from_the_package(client):
     for endpoint in ("/api/health", "/api/models", "/history", "/recommendations", "/similar", "/api/movies/search"):
         assert endpoint in script
     assert client.get("/static/../api.py").status_code == 404
+
+
+def test_the_openapi_page_is_served_without_a_cdn(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    assert not re.findall(r"https?://", page.text), "every asset from this server"
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        assert client.get(asset).status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/api/users/{user_id}/recommendations", "/api/recommendations"} <= set(spec["paths"])

@@ -25,6 +25,7 @@ import polars as pl
 import scipy.sparse as sp
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -243,6 +244,18 @@ def create_app(served: Served) -> FastAPI:
         """The web page: a user's history beside the top-10 of the models chosen, similar
         movies on a click, a new user's list as they rate, and the leaderboard."""
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs():
+        """The OpenAPI page, its assets served from the package (FastAPI's default page
+        loads them from a CDN, and is blank offline)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="movierec API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
