@@ -1,10 +1,11 @@
 """Load on `movierec serve`: N concurrent clients for a fixed time against 127.0.0.1.
 
-    python bench/serve.py [--clients 16] [--seconds 20] [--model ease] [--port 8765]
+    python bench/serve.py [--clients 16] [--seconds 20] [--model ease] [--port 8765] [--fold-in]
 
 Starts the server from the project in the current folder (it must have run
 `dvc repro`), waits for /api/health, then each client asks for the top-10 of a random
-user (seeded) as fast as it can. Prints and writes (--out, default
+user (seeded) as fast as it can; with --fold-in each request is a new user instead: ten
+random movies rated 1 to 5, posted to /api/recommendations. Prints and writes (--out, default
 bench/results-serve.json) the start-up seconds, requests per second and p50 / p99
 latency in milliseconds. A bounded load generator: threads and httpx, nothing else.
 """
@@ -30,7 +31,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--model", default="ease")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--out", default="bench/results-serve.json")
+    parser.add_argument("--fold-in", action="store_true", help="post new users instead")
+    parser.add_argument("--out", default=None, help="default bench/results-serve[-fold-in].json")
     args = parser.parse_args()
 
     base = f"http://127.0.0.1:{args.port}"
@@ -46,10 +48,18 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 if server.poll() is not None:
-                    raise SystemExit("serve stopped before answering; see its error above") from None
+                    raise SystemExit(
+                        "serve stopped before answering; see its error above"
+                    ) from None
                 time.sleep(0.05)
         startup = time.perf_counter() - t0
         users = [str(u) for u in range(1, health["users"] + 1)]
+        found = [
+            m["movie_id"]
+            for q in "aeiou"
+            for m in httpx.get(f"{base}/api/movies/search", params={"q": q}).json()["movies"]
+        ]
+        movies = list(dict.fromkeys(found))  # the most rated titles, each once
         latencies: list[float] = []
         errors = [0]
         stop = time.perf_counter() + args.seconds
@@ -60,9 +70,20 @@ def main() -> None:
             mine, bad = [], 0
             with httpx.Client(base_url=base, timeout=10.0) as http:
                 while time.perf_counter() < stop:
-                    url = f"/api/users/{rng.choice(users)}/recommendations"
                     s = time.perf_counter()
-                    answer = http.get(url, params={"k": 10, "model": args.model})
+                    if args.fold_in:
+                        rated = rng.sample(movies, 10)
+                        body = {
+                            "ratings": [
+                                {"movie_id": m, "rating": rng.randint(1, 5)} for m in rated
+                            ],
+                            "k": 10,
+                            "model": args.model,
+                        }
+                        answer = http.post("/api/recommendations", json=body)
+                    else:
+                        url = f"/api/users/{rng.choice(users)}/recommendations"
+                        answer = http.get(url, params={"k": 10, "model": args.model})
                     mine.append(time.perf_counter() - s)
                     bad += answer.status_code != 200
             with lock:
@@ -87,6 +108,7 @@ def main() -> None:
     record = {
         "dataset": health["dataset"],
         "model": args.model,
+        "request": "new user, 10 ratings posted" if args.fold_in else "top-10 by user id",
         "clients": args.clients,
         "seconds": round(elapsed, 1),
         "requests": len(latencies),
@@ -98,7 +120,8 @@ def main() -> None:
         "models_loaded": len(health["models"]),
         "cores": os.cpu_count(),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    out = args.out or f"bench/results-serve{'-fold-in' if args.fold_in else ''}.json"
+    Path(out).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record))
 
 

@@ -85,6 +85,7 @@ class Served:
     movies: list[dict[str, Any]] = field(default_factory=list)  # by our item index
     popularity: np.ndarray | None = None  # training ratings per movie (search order)
     users: dict[str, int] = field(default_factory=dict)  # original user id -> our index
+    movie_ids: dict[str, int] = field(default_factory=dict)  # original movie id -> our index
 
     @classmethod
     def load(cls, params: Params, names: list[str] | None = None) -> Served:
@@ -138,6 +139,10 @@ class Served:
             _movies(data),
             popularity,
             {str(uid): i for uid, i in zip(data.users["user_id"], data.users["user"], strict=True)},
+            {
+                str(mid): i
+                for mid, i in zip(data.items["movie_id"], data.items["item"], strict=True)
+            },
         )
 
     def model(self, name: str | None, task: str = "topn") -> tuple[str, Recommender]:
@@ -151,6 +156,11 @@ class Served:
         """Our index of a user; an id not found as written gets ``user_index``'s one line."""
         found = self.users.get(user_id)
         return found if found is not None else user_index(self.data, user_id)
+
+    def movie(self, movie_id: str) -> int:
+        """Our index of a movie; an id not found as written gets ``item_index``'s one line."""
+        found = self.movie_ids.get(movie_id)
+        return found if found is not None else item_index(self.data, movie_id)
 
     def check_k(self, k: int) -> int:
         if not 1 <= k <= self.data.n_items:
@@ -316,7 +326,7 @@ def create_app(served: Served) -> FastAPI:
                 raise ValueError(
                     f"rating {entry.rating:g} of movie {entry.movie_id} is outside {lo:g} to {hi:g}"
                 )
-            items.append(item_index(s.data, str(entry.movie_id)))
+            items.append(s.movie(str(entry.movie_id)))
             values.append(entry.rating)
         if len(set(items)) != len(items):
             raise ValueError("ratings: a movie is rated twice")
@@ -369,7 +379,7 @@ def create_app(served: Served) -> FastAPI:
             raise NotServed(
                 f"model {model!r} has no movie vectors here; choose one of {', '.join(s.vectors)}"
             )
-        item = item_index(s.data, movie_id)
+        item = s.movie(movie_id)
         table, has = s.vectors[model]
         near = similar(s.data, table, has, item, k)
         return {
