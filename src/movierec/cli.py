@@ -7,6 +7,8 @@ the light commands answer without loading torch and every model family.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -78,7 +80,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_similar(args: argparse.Namespace) -> None:
     from movierec.data.processed import load_processed
     from movierec.errors import LookupFailed
-    from movierec.serve.similar import find_movie, movie_vectors, similar
+    from movierec.serve.similar import (
+        CO_RATED,
+        co_rated,
+        find_movie,
+        load_co_rated,
+        movie_vectors,
+        similar,
+    )
 
     if (args.title is None) == (args.movie_id is None):
         raise LookupFailed("give a movie title or --movie-id (not both)")
@@ -88,9 +97,15 @@ def cmd_similar(args: argparse.Namespace) -> None:
     params = _params()
     data = load_processed()
     item = find_movie(data, args.title, args.movie_id)
-    vectors, has = movie_vectors(args.model, data, params)
-    rows = similar(data, vectors, has, item, args.k)
-    print(f"Movies like {data.items['title'][item]} ({args.model}, cosine similarity):")
+    if args.model == CO_RATED:
+        lists = load_co_rated(data)
+        rows = co_rated(data, lists, item, args.k)
+        how = lists.method
+    else:
+        vectors, has = movie_vectors(args.model, data, params)
+        rows = similar(data, vectors, has, item, args.k)
+        how = f"{args.model}, cosine similarity"
+    print(f"Movies like {data.items['title'][item]} ({how}):")
     width = max((len(r.title) for r in rows), default=5)
     for r in rows:
         print(f"{r.rank:>3}  {r.similarity:6.3f}  {r.title:<{width}}  {r.genres}")
@@ -220,36 +235,92 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
+SERVE_ENV = "MOVIEREC_SERVE"  # --models and --watch, handed to each worker process
+
+
+def serve_worker_app():
+    """What each worker of ``movierec serve --workers N`` runs (uvicorn imports it by
+    name): the models loaded in the worker, the files watched. A load that fails is one
+    line and exit 3, which uvicorn reads as "failed to start" and stops."""
+    from movierec.errors import MovierecError
+    from movierec.serve.api import Served, create_app
+
+    _one_compute_thread()
+    settings = json.loads(os.environ.get(SERVE_ENV, "{}"))
+    try:
+        served = Served.load(_params(), settings.get("models"))
+    except MovierecError as err:
+        print(f"movierec: {str(err).splitlines()[0]}", file=sys.stderr)
+        raise SystemExit(3) from None
+    return create_app(served, _params, settings.get("watch") or None)
+
+
+def _one_compute_thread() -> None:
+    """One thread for torch and the BLAS under numpy: a request is one small product, and
+    a BLAS pool's idle threads spin on the cores the other requests (and workers) need
+    (ml-100k, two workers: 1,000 requests/s with the default pools, 1,760 with one)."""
     import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn  # deferred: the server's libraries load only for `serve`
 
     from movierec.serve.api import Served, create_app
 
-    torch.set_num_threads(1)  # requests run on parallel threads: one compute thread each
+    _one_compute_thread()
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535 (got {args.port})")
-    served = Served.load(_params(), args.models)
+    if not 1 <= args.workers <= 64:
+        raise ConfigError(f"--workers must be between 1 and 64 (got {args.workers})")
+    if args.watch < 0:
+        raise ConfigError(f"--watch must be 0 (off) or more seconds (got {args.watch:g})")
+    params = _params()
+    if args.workers > 1:  # each worker loads; what can be checked without loading, here
+        _, names = Served.check(args.models)
+        described = (params.data.dataset, len(names))
+    else:
+        served = Served.load(params, args.models)
+        described = (served.data.meta["dataset"], len(served.models))
     if args.host not in LOCAL_HOSTS:
         print(
             f"serve: listening on {args.host}, reachable from other machines (the default, "
             "127.0.0.1, is this machine only)",
             file=sys.stderr,
         )
+    dataset, count = described
     print(
-        f"serving {len(served.models)} model{'s' if len(served.models) != 1 else ''} of "
-        f"{served.data.meta['dataset']} on "
-        f"http://{args.host}:{args.port} (JSON API under /api)",
+        f"serving {count} model{'s' if count != 1 else ''} of {dataset} on "
+        f"http://{args.host}:{args.port} (JSON API under /api"
+        f"{f'; {args.workers} workers, each loading them' if args.workers > 1 else ''})",
         flush=True,
     )
+
     def stopped(signum, frame) -> None:  # uvicorn shuts down, then hands the signal on
         print("serve: stopped", file=sys.stderr)
         raise SystemExit(0)
 
+    # no proxy in front (127.0.0.1 by default) and no access log: less per request
+    quiet = {"log_level": "warning", "access_log": False, "proxy_headers": False}
+    if args.workers > 1:  # processes: uvicorn spreads connections and restarts a dead one
+        os.environ[SERVE_ENV] = json.dumps({"models": args.models, "watch": args.watch})
+        uvicorn.run(
+            "movierec.cli:serve_worker_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            **quiet,
+        )
+        return
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, stopped)
-    uvicorn.run(create_app(served), host=args.host, port=args.port, log_level="warning")
+    app = create_app(served, _params, args.watch or None)
+    uvicorn.run(app, host=args.host, port=args.port, **quiet)
 
 
 def _help_text(command: str) -> str:
@@ -295,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("download", "fetch and verify data.dataset into data/raw"),
         ("preprocess", "parse, reindex and split into data/processed"),
         ("embed", "train and score word2vec movie vectors"),
+        ("neighbours", "the lists of similar movies served, chosen on val (metrics/neighbours.json)"),
         ("insight", "t-SNE maps and hidden-unit reports of the trained models"),
         ("ensemble", "blend the rating models' predictions (fitted on val)"),
         ("ensemble_topn", "blend every model's rankings (weights fitted on val NDCG)"),
@@ -327,14 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a trained rating model (default: the best validation RMSE)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("similar", help="the movies nearest to one movie in an embedding space")
+    p = sub.add_parser("similar", help="the movies most like one movie (co-rated lists or vectors)")
     p.add_argument("title", nargs="?", help='title, case-insensitive, e.g. "Toy Story (1995)"')
     p.add_argument("--movie-id", help="the movie's original id instead of a title")
     p.add_argument("-k", type=int, default=6, help="how many movies (default 6)")
     p.add_argument(
         "--model",
-        default="word2vec",
-        help="word2vec (default) or any trained model with movie vectors (mf_bias, mlp, ...)",
+        default="co_rated",
+        help="co_rated (default: the neighbours stage's lists) or a trained model with movie "
+        "vectors (word2vec, mf_bias, ...)",
     )
     p.set_defaults(func=cmd_similar)
 
@@ -424,6 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--models", nargs="+", help="models to serve (default: every trained one)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="processes answering (default 1; each loads the models)"
+    )
+    p.add_argument(
+        "--watch",
+        type=float,
+        default=2.0,
+        help="seconds between checks for retrained models, reloaded when found (0: off)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

@@ -72,6 +72,23 @@ def test_top_k_fast_path_equals_the_exact_reference(scores, k):
     assert np.array_equal(top_k(scores, k), _top_k_exact(scores, k))
 
 
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.just(1), st.integers(2, 60)),
+        elements=st.one_of(
+            st.floats(-3, 3, width=32),
+            st.sampled_from([0.5, 1.0, -np.inf, np.nan]),
+        ),
+    ),
+    st.integers(1, 12),
+)
+@settings(max_examples=300, deadline=None)
+def test_top_k_of_one_row_equals_the_exact_reference(scores, k):
+    """One row (a server's request) takes its own partition path: the same lists."""
+    assert np.array_equal(top_k(scores, k), _top_k_exact(scores, k))
+
+
 def test_top_k_on_wide_rows_with_boundary_ties():
     rng = np.random.default_rng(3)
     scores = rng.standard_normal((64, 5000)).astype(np.float32)
@@ -80,6 +97,8 @@ def test_top_k_on_wide_rows_with_boundary_ties():
     scores[2, 7] = np.nan
     for k in (1, 10, 25):
         assert np.array_equal(top_k(scores, k), _top_k_exact(scores, k))
+        for row in range(4):  # one row at a time: the single-row path
+            assert np.array_equal(top_k(scores[row : row + 1], k), _top_k_exact(scores[row : row + 1], k))
 
 
 def test_ranking_metrics_by_hand():

@@ -87,10 +87,10 @@ def test_embed_metrics_and_similar_cli(tiny_project, capsys):
     assert summary["coverage_catalogue"] > 0.5
     data = load_processed()
     title = data.items["title"][3]
-    main(["similar", title.upper(), "-k", "4"])
+    main(["similar", title.upper(), "-k", "4", "--model", "word2vec"])
     shown = capsys.readouterr().out
     assert f"Movies like {title}" in shown and len(shown.strip().splitlines()) == 5
-    main(["similar", "--movie-id", str(data.items["movie_id"][3]), "-k", "2"])
+    main(["similar", "--movie-id", str(data.items["movie_id"][3]), "-k", "2", "--model", "word2vec"])
     assert f"Movies like {title}" in capsys.readouterr().out
 
 

@@ -263,3 +263,69 @@ def test_the_openapi_page_is_served_without_a_cdn(client):
         assert client.get(asset).status_code == 200
     spec = client.get("/openapi.json").json()
     assert {"/api/users/{user_id}/recommendations", "/api/recommendations"} <= set(spec["paths"])
+
+
+def test_a_body_without_a_length_is_refused(client):
+    def chunks():
+        yield b'{"ratings": '
+        yield b"[]}"
+
+    answer = client.post(
+        "/api/recommendations", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 411 and "Content-Length" in answer.json()["error"]
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    import time
+
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_retrained_files_are_picked_up_and_a_broken_one_is_not(tiny_project):
+    import os
+    import time
+
+    from movierec.pipeline.train_step import train_model
+    from movierec.store.paths import LEADERBOARD, MODELS_DIR
+
+    params = trained_project()
+    served = Served.load(params)
+    user = _user_ids()[3]
+    with TestClient(create_app(served, load_params, watch=0.1)) as watched:
+        first = watched.get("/api/health").json()["loaded"]
+        time.sleep(1.1)  # "loaded" is to the second
+        train_model("ease", params)  # dvc repro retrains a model: its folder is replaced
+        assert _wait_for(lambda: watched.get("/api/health").json()["loaded"] != first)
+        second = watched.get("/api/health").json()["loaded"]
+        time.sleep(1.1)
+        (MODELS_DIR / "ease" / "model.npz").write_bytes(b"half a file")
+        os.utime(LEADERBOARD)
+        time.sleep(1.0)  # ten polls: each sees the change, none can load it
+        assert watched.get("/api/health").json()["loaded"] == second, "kept what loaded last"
+        answer = watched.get(f"/api/users/{user}/recommendations?model=ease")
+        assert answer.status_code == 200 and len(answer.json()["recommendations"]) == 10
+        broken = watched.post("/api/reload")
+        assert broken.status_code in (404, 422) and set(broken.json()) == {"error"}
+        assert watched.get(f"/api/users/{user}/recommendations?model=ease").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--workers", "0"], "--workers must be between 1 and 64 (got 0)"),
+        (["--watch", "-1"], "--watch must be 0 (off) or more seconds (got -1)"),
+        (["--port", "0"], "--port must be between 1 and 65535 (got 0)"),
+    ],
+)
+def test_serve_flags_out_of_range_are_one_line(tiny_project, capsys, flags, says):
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["serve", *flags])
+    assert stop.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0]

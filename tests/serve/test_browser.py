@@ -79,6 +79,13 @@ def _column_titles(driver) -> list[list[str]]:
     ]
 
 
+def load_history_titles(user_id: str) -> set[str]:
+    data = load_processed()
+    user = int(data.users.filter(data.users["user_id"] == int(user_id))["user"].item())
+    items = data.ratings.filter(data.ratings["user"] == user)["item"].to_list()
+    return {data.items["title"][int(i)] for i in items}
+
+
 def test_a_person_compares_models_and_rates_as_a_new_user(server, browser, tmp_path):
     shots = _shots(tmp_path)
     wait = WebDriverWait(browser, 20)
@@ -93,6 +100,15 @@ def test_a_person_compares_models_and_rates_as_a_new_user(server, browser, tmp_p
     assert history and all(len(titles) == 10 and all(titles) for titles in models)
     assert not set(history) & set(models[0]), "a recommendation is never a movie the user rated"
     browser.save_screenshot(str(shots / "user.png"))
+
+    column = browser.find_elements(By.CSS_SELECTOR, "#columns .column")[1]
+    column.find_elements(By.CSS_SELECTOR, "li .title")[0].click()  # why this one?
+    wait.until(ready.visibility_of_element_located((By.ID, "why-list")))
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#why-list li")) >= 1)
+    because = [li.find_element(By.CSS_SELECTOR, ".title").text for li in browser.find_elements(By.CSS_SELECTOR, "#why-list li")]
+    assert set(because) <= set(load_history_titles(user_id)), "the reasons are the user's own ratings"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#similar-list li")) == 10
+    browser.save_screenshot(str(shots / "why.png"))
 
     browser.find_element(By.ID, "new-user").click()
     wait.until(ready.visibility_of_element_located((By.ID, "search-q")))

@@ -210,6 +210,7 @@ _PASS_THROUGH = (
     "models",
     "evaluate",
     "embed",
+    "neighbours",
     "insight",
     "ensemble",
     "ensemble_topn",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from movierec.config import checks
 from movierec.config.params import ConfigError, Params, build_section
 
 
@@ -71,6 +72,38 @@ class EmbedParams:
 
 def embed_section(params: Params) -> EmbedParams:
     return build_section(EmbedParams, params.extra.get("embed"), "embed")
+
+
+@dataclass
+class NeighbourParams:
+    """``neighbours:`` in params.yaml: the lists of similar movies the server answers with."""
+
+    # candidates: co-rating cosine times (floor + genre Jaccard), one per floor; plain
+    # co-rating cosine and word2vec's vectors are measured beside them
+    genre_floors: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0, 2.0])
+    # the pick: the best val hit rate among candidates at least this genre-coherent
+    min_coherence: float = 0.9
+    k: int = 10  # neighbours judged (the page shows 10)
+    keep: int = 50  # neighbours kept per movie for serving (the most `similar?k=` gives)
+    threshold: float = 4.0  # a movie "liked": rated at least this
+
+    def validate(self, key: str) -> None:
+        checks.at_least_one(key, k=self.k, keep=self.keep)
+        if not 0 <= self.min_coherence <= 1:
+            raise ConfigError(
+                f"params.yaml: `{key}.min_coherence` must be a share between 0 and 1 "
+                f"(got {self.min_coherence!r})"
+            )
+        if not self.genre_floors:
+            raise ConfigError(f"params.yaml: `{key}.genre_floors` must list at least one floor")
+        for floor in self.genre_floors:
+            checks.positive(key, genre_floors=floor)
+        if self.keep < self.k:
+            raise ConfigError(f"params.yaml: `{key}.keep` must be at least `{key}.k` ({self.k})")
+
+
+def neighbours_section(params: Params) -> NeighbourParams:
+    return build_section(NeighbourParams, params.extra.get("neighbours"), "neighbours")
 
 
 @dataclass

@@ -112,7 +112,29 @@ def record(path: Path) -> str:
     return "\n".join(lines)
 
 
+def neighbours(path: Path) -> str:
+    """``metrics/neighbours.json``: every candidate list on val (which selects, ✓) and
+    test (which reports)."""
+    found = _json(path)
+    k = found["k"]
+    hit, share, raters = f"hit@{k}", f"genre_share@{k}", f"median_raters@{k}"
+    lines = [
+        f"| similar movies by | val hit@{k} | val genre share@{k} | median raters | "
+        f"test hit@{k} | test genre share@{k} |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, val in found["val"].items():
+        test = found["test"][name]
+        mark = " ✓" if name == found["selected"] else ""
+        lines.append(
+            f"| {name}{mark} | {val[hit]:.4f} | {val[share]:.3f} | {val[raters]:.0f} | "
+            f"{test[hit]:.4f} | {test[share]:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 KINDS: dict[str, Callable[[Path], str]] = {
+    "neighbours": neighbours,
     "leaderboard": leaderboard,
     "summary": summary,
     "bench": bench,

@@ -25,8 +25,9 @@ from torch import nn
 from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
+from movierec.errors import MovierecError
 from movierec.models.base import FitContext, FitReport
-from movierec.models.classic import Baseline, fit_baseline
+from movierec.models.classic import Baseline, fit_baseline, folded_baseline
 from movierec.models.torch_base import TorchRecommender
 from movierec.train.trainer import Optimizer, Schedule, TrainConfig
 
@@ -232,6 +233,9 @@ def subset_users(data: Processed, subset: dict[str, str]) -> np.ndarray:
     return keep
 
 
+BASE_REG_USER = 5.0  # the bias baseline that cold cells fall back to
+
+
 class _AutoRec(TorchRecommender):
     user_rows: bool = True
     eval_batch = 8192
@@ -293,7 +297,7 @@ class _AutoRec(TorchRecommender):
     def fit(self, data: Processed, ctx: FitContext) -> FitReport:
         p = self.params
         self.keep_ = subset_users(data, p.subset) if p.subset else None
-        self.base_ = fit_baseline(data, 5.0, 10.0, 10)
+        self.base_ = fit_baseline(data, BASE_REG_USER, 10.0, 10)
         self.range_ = data.rating_range
         counts = data.matrices["train"]
         self.cold_users_ = np.diff(counts.indptr) == 0
@@ -315,6 +319,37 @@ class _AutoRec(TorchRecommender):
         if cold.any():
             base = self.base_.rows(np.asarray(users))
             out = np.where(cold, np.clip(base, *self.range_), out)
+        return out.astype(np.float32)
+
+    def score_ratings(self, ratings: sp.spmatrix, data: Processed) -> np.ndarray:
+        """User rows (U-AutoRec, the deep one): a new user's row is an input like any
+        other, filled as a training user's; cold movies get the user's folded-in bias."""
+        if not self.user_rows:
+            raise MovierecError(f"{self.name} encodes movies, not users: it cannot fold one in")
+        if self.params.demographics:
+            raise MovierecError(f"{self.name} reads demographics, which a new user lacks")
+        rows = sp.csr_matrix(ratings, dtype=np.float32)
+        module = self.module_
+        module.eval()
+        tensor = {
+            "indptr": torch.from_numpy(rows.indptr.astype(np.int64)),
+            "indices": torch.from_numpy(rows.indices.astype(np.int64)),
+            "values": torch.from_numpy(rows.data),
+        }
+        tensor = {k: v.to(self.device_) for k, v in tensor.items()}
+        index = torch.arange(rows.shape[0], device=self.device_)
+        dense, mask = dense_rows(*tensor.values(), index, rows.shape[1])
+        x = dense
+        if module.fill.numel():  # the row's own mean, as build() fills a training user's
+            counts = np.diff(rows.indptr)
+            sums = np.asarray(rows.sum(axis=1)).ravel()
+            mean = torch.from_numpy((sums / np.maximum(counts, 1)).astype(np.float32))
+            x = torch.where(mask, dense, mean.to(self.device_)[:, None])
+        with torch.no_grad():
+            out = np.clip(module(x).float().cpu().numpy(), *self.range_)
+        if self.cold_items_.any():
+            base = folded_baseline(self.base_, rows, BASE_REG_USER).rows(index.cpu().numpy())
+            out[:, self.cold_items_] = np.clip(base[:, self.cold_items_], *self.range_)
         return out.astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
@@ -350,6 +385,7 @@ class AutoRecUser(_AutoRec):
 
     name = "autorec_user"
     user_rows = True
+    provides = frozenset({"fold_in"})
 
 
 @dataclass
@@ -367,3 +403,4 @@ class DeepAutoRec(_AutoRec):
 
     name = "deep_autorec"
     user_rows = True
+    provides = frozenset({"fold_in"})

@@ -78,7 +78,8 @@ class Recommender:
     # "movie_vectors" (``movie_vectors``: similar movies, t-SNE maps) and "hidden_units"
     # (``hidden_units``: the unit report of the insight stage), "rating_classes"
     # (``predict_classes``: the rating level itself, judged by accuracy) and "fold_in"
-    # (``score_ratings``: a user who is not in the data, from a row of their ratings).
+    # (``score_ratings``: a user who is not in the data, from a row of their ratings) and
+    # "explain" (``contributions``: how much each rated movie adds to one movie's score).
     provides: ClassVar[frozenset[str]] = frozenset()
     # The DVC stage that trains the family: ``train`` (listed in train.models) or ``embed``.
     trained_by: ClassVar[str] = "train"
@@ -119,6 +120,12 @@ class Recommender:
         ``(n, n_items)`` matrix on the data set's scale), without refitting: a new user
         folded in. Only for models that provide "fold_in"."""
         raise NotImplementedError(f"{self.name} cannot score a user from their ratings")
+
+    def contributions(self, ratings: Any, item: int, data: Processed) -> np.ndarray:
+        """What each movie of a one-row ``ratings`` matrix (as for :meth:`score_ratings`)
+        adds to ``item``'s score, aligned with the row's indices: the "because you rated"
+        of an item-based model. Only for models that provide "explain"."""
+        raise NotImplementedError(f"{self.name} cannot say which ratings made a score")
 
     def judged_users(self) -> np.ndarray | None:
         """A boolean mask of the users this model is judged on (a model trained on a

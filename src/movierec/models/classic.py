@@ -56,6 +56,18 @@ def fit_baseline(
     return Baseline(mu, b_user, b_item)
 
 
+def folded_baseline(base: Baseline, rows: sp.spmatrix, reg_user: float) -> Baseline:
+    """The baseline of new users given as rows of ratings: each one's bias is the closed
+    form the last sweep of :func:`fit_baseline` solves for a training user (the item
+    biases fixed), so a training user's own row gives back their bias."""
+    rows = sp.csr_matrix(rows, dtype=np.float64)
+    counts = np.diff(rows.indptr)
+    owner = np.repeat(np.arange(rows.shape[0]), counts)
+    offsets = rows.data - base.mu - base.b_item[rows.indices]
+    b_user = np.bincount(owner, offsets, rows.shape[0]) / (counts + reg_user)
+    return Baseline(base.mu, b_user, base.b_item)
+
+
 def residual_matrix(data: Processed, base: Baseline) -> sp.csr_matrix:
     """Training ratings minus the baseline, as a CSR user x item matrix."""
     tr = data.splits["train"]
@@ -239,6 +251,7 @@ class ItemKNN(_Classic):
     """
 
     name = "item_knn"
+    provides = frozenset({"fold_in", "explain"})
     pair_chunk = 1 << 16  # (user, movie) pairs per pass of :meth:`predict`
 
     def fit(self, data: Processed, ctx: FitContext) -> FitReport:
@@ -262,6 +275,31 @@ class ItemKNN(_Classic):
         num = np.asarray((res @ self.by_neighbour_).todense(), dtype=np.float32)
         weights = np.asarray((_rated(res) @ self.by_neighbour_).todense(), dtype=np.float32)
         return self._clip(self.base_.rows(users) + self._adjustment(num, weights))
+
+    def _folded(self, ratings: sp.spmatrix) -> tuple[np.ndarray, sp.csr_matrix]:
+        """New users' baselines (``(n, n_items)``) and residual rows, as a training user's
+        (:func:`folded_baseline`)."""
+        rows = sp.csr_matrix(ratings, dtype=np.float64)
+        owner = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        base = folded_baseline(self.base_, rows, self.params.reg_user)
+        res = rows.data - base.predict(owner, rows.indices)
+        residuals = sp.csr_matrix((res.astype(np.float32), rows.indices, rows.indptr), rows.shape)
+        return base.rows(np.arange(rows.shape[0])), residuals
+
+    def score_ratings(self, ratings: sp.spmatrix, data: Processed) -> np.ndarray:
+        """An item-to-item model: a new user's residuals meet the same neighbour lists."""
+        base, res = self._folded(ratings)
+        num = np.asarray((res @ self.by_neighbour_).todense(), dtype=np.float32)
+        weights = np.asarray((_rated(res) @ self.by_neighbour_).todense(), dtype=np.float32)
+        return self._clip(base + self._adjustment(num, weights))
+
+    def contributions(self, ratings: sp.spmatrix, item: int, data: Processed) -> np.ndarray:
+        """Each rated neighbour's share of the adjustment to the baseline: similarity times
+        residual over the damped sum of similarities (movies outside the ``k`` lists add 0)."""
+        _, res = self._folded(ratings)
+        column = self.neighbours_[item].toarray().ravel()[res.indices]
+        den = column.sum() + self.params.damping
+        return (column * res.data / den if den > 0 else np.zeros_like(column)).astype(np.float32)
 
     def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         """The pairs alone: each pair's residual row times its movie's neighbour row

@@ -166,7 +166,7 @@ class EASE(Ranker):
     """Item-item linear autoencoder in closed form; movie vectors are the rows of ``B``."""
 
     name = "ease"
-    provides = frozenset({"movie_vectors", "fold_in"})
+    provides = frozenset({"movie_vectors", "fold_in", "explain"})
 
     def fit(self, data: Processed, ctx: FitContext) -> FitReport:
         start = time.perf_counter()
@@ -183,6 +183,9 @@ class EASE(Ranker):
         return report
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
+        if len(users) == 1 and not sp.issparse(self.b_):  # a server's request: no scipy slicing
+            start, stop = self.x_.indptr[users[0]], self.x_.indptr[users[0] + 1]
+            return self._one_row(self.x_.indices[start:stop], self.x_.data[start:stop])
         if not sp.issparse(self.b_):
             return np.asarray(self.x_[users] @ self.b_, dtype=np.float32)
         # Sparse B: scipy's sparse product runs on one thread but releases the GIL, and
@@ -203,8 +206,27 @@ class EASE(Ranker):
         """A new user's row times ``B``: EASE is item-to-item, so a user it never saw is
         scored exactly as a training user with the same ratings."""
         x = weigh(ratings, self.params.weighting, data.rating_range[1])
+        if x.shape[0] == 1 and not sp.issparse(self.b_):  # the same sum as a known user's
+            return self._one_row(x.indices, x.data)
         scores = x @ self.b_
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
+
+    def contributions(self, ratings: sp.spmatrix, item: int, data: Processed) -> np.ndarray:
+        """A score is a sum over the rated movies: each one's weight times its ``B`` entry."""
+        x = weigh(ratings, self.params.weighting, data.rating_range[1])
+        row = sp.csr_matrix(ratings)
+        column = self.b_[:, item]
+        column = column.toarray().ravel() if sp.issparse(column) else np.asarray(column)
+        weights = np.zeros(data.n_items, dtype=np.float32)
+        weights[x.indices] = x.data
+        return (weights[row.indices] * column[row.indices]).astype(np.float32)
+
+    def _one_row(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """One user's scores from their rated movies and weights: the rows of dense ``B``
+        they pick, summed (a tenth of scipy's time for one row; the same arithmetic for a
+        known user and a folded-in one, so both get the same list)."""
+        order = np.argsort(items, kind="stable")
+        return (weights[order].astype(np.float32) @ self.b_[items[order]])[None]
 
     def movie_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows of ``B``; for the sparse neighbourhood ``B``, its leading singular directions

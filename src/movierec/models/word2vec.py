@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from movierec.config.sections import EmbedParams
 from movierec.data.processed import Processed
@@ -79,7 +80,7 @@ class Word2VecModel(Recommender):
     name = "word2vec"
     scores_are_ratings = False
     predicts_ratings = False
-    provides = frozenset({"movie_vectors"})
+    provides = frozenset({"movie_vectors", "fold_in", "explain"})
     trained_by = "embed"
     params_key = "embed"
 
@@ -92,16 +93,36 @@ class Word2VecModel(Recommender):
 
     def _align(self, data: Processed) -> None:
         self.vectors_, self.has_ = aligned_vectors(self.keyed_, data)
-        train = data.matrices["train"].tocsr().copy()
-        train.data[:] = 1.0
-        profile = train @ self.vectors_  # sum of the user's training vectors
-        norms = np.linalg.norm(profile, axis=1, keepdims=True)
-        self.profile_ = np.divide(profile, norms, out=np.zeros_like(profile), where=norms > 0)
+        self.profile_ = self._profiles(data.matrices["train"])
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        scores = self.profile_[users] @ self.vectors_.T
+    def _profiles(self, rows: sp.spmatrix) -> np.ndarray:
+        """Unit sum of the vectors of each row's movies (watched: the ratings' values do
+        not count, as in training, where a movie is a word of the user's sentence)."""
+        seen = sp.csr_matrix(rows, dtype=np.float32, copy=True)
+        seen.data[:] = 1.0
+        profile = np.asarray(seen @ self.vectors_, dtype=np.float32)
+        norms = np.linalg.norm(profile, axis=1, keepdims=True)
+        return np.divide(profile, norms, out=np.zeros_like(profile), where=norms > 0)
+
+    def _scores(self, profiles: np.ndarray) -> np.ndarray:
+        scores = profiles @ self.vectors_.T
         scores[:, ~self.has_] = -np.inf  # no vector, no recommendation
         return scores
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        return self._scores(self.profile_[users])
+
+    def score_ratings(self, ratings: sp.spmatrix, data: Processed) -> np.ndarray:
+        """Movie-to-movie: a new user's profile is built from their movies as a known one's."""
+        return self._scores(self._profiles(ratings))
+
+    def contributions(self, ratings: sp.spmatrix, item: int, data: Processed) -> np.ndarray:
+        """The cosine is a sum over the user's movies of each one's dot with ``item``'s
+        vector, over the profile's length."""
+        row = sp.csr_matrix(ratings)
+        total = np.linalg.norm(self.vectors_[row.indices].sum(axis=0))
+        dots = self.vectors_[row.indices] @ self.vectors_[item]
+        return (dots / total if total > 0 else np.zeros_like(dots)).astype(np.float32)
 
     def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         return np.full(len(user), np.nan, dtype=np.float32)

@@ -15,6 +15,7 @@ from movierec.config.sections import (
     ensemble_section,
     eval_section,
     insight_section,
+    neighbours_section,
     significance_section,
     topn_blend_section,
 )
@@ -80,6 +81,7 @@ def validate_all(params: Params) -> None:
     for name in trainable():
         create(name, params)  # every family's block, listed in train.models or not
     embed_section(params)
+    neighbours_section(params)
     insight_section(params)
     ensemble_section(params)
     topn_blend_section(params)

@@ -138,6 +138,13 @@ def embed() -> None:
     print(run_embed_stage(load_params()))
 
 
+def neighbours() -> None:
+    _pin_threads()
+    from movierec.pipeline.neighbours_step import run_neighbours_stage
+
+    print(run_neighbours_stage(load_params()))
+
+
 def insight() -> None:
     _pin_threads()
     from movierec.data.processed import load_processed

@@ -4,9 +4,11 @@ trained, answering from models loaded once.
 At start the server loads the processed data, the leaderboard and every served model
 (the copies refitted on train + val where ``train.refit`` made them), so a request only
 scores one row. Models are found by name in that set: no request value ever reaches a
-file path, and nothing is written. ``POST /api/reload`` loads the models again after a
-``dvc repro`` (the pipeline writes each model folder atomically, so a reload never
-reads a half-written file) and swaps them in at once.
+file path, and nothing is written. After a ``dvc repro`` the server loads the models
+again and swaps them in at once: by itself when the files it read change (polled every
+``watch`` seconds; several workers each reload), or on ``POST /api/reload``. The pipeline
+writes each model folder atomically, so a reload never reads a half-written file; one
+that fails (the repro is half-way: new data, old models) keeps the models it had.
 
 Every error is ``{"error": "<one line>"}`` with a 4xx status: 404 for an unknown user,
 movie or model, 422 for a value out of range or a malformed request.
@@ -14,8 +16,12 @@ movie or model, 422 for a value out of range or a malformed request.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +49,17 @@ from movierec.serve.recommend import (
     readable_scores,
     user_index,
 )
-from movierec.serve.similar import similar, unit_vectors
+from movierec.serve.similar import (
+    CO_RATED,
+    NEIGHBOURS_FILE,
+    CoRated,
+    co_rated,
+    load_co_rated,
+    similar,
+    unit_vectors,
+)
 from movierec.store.files import reading
-from movierec.store.paths import LEADERBOARD
+from movierec.store.paths import BLEND_DIRS, LEADERBOARD, MODELS_DIR, PROCESSED, REFIT_DIR
 from movierec.topk import top_k
 
 STATIC = Path(__file__).with_name("static")  # the page: shipped in the package, no CDN
@@ -71,6 +85,11 @@ class NotServed(LookupFailed):
     """A model name the server did not load: 404, naming the ones it did."""
 
 
+class BadRequest(MovierecError):
+    """A request the API understood and refuses: 422 with its one line (a ``ValueError``
+    from the code itself is a bug, and answers 500)."""
+
+
 @dataclass
 class Served:
     """Everything a request reads, loaded once; replaced whole on reload."""
@@ -86,11 +105,17 @@ class Served:
     popularity: np.ndarray | None = None  # training ratings per movie (search order)
     users: dict[str, int] = field(default_factory=dict)  # original user id -> our index
     movie_ids: dict[str, int] = field(default_factory=dict)  # original movie id -> our index
+    refit: frozenset[str] = frozenset()  # models refitted on train + val: val is history too
+    files: tuple = ()  # what it was loaded from (files_read): a change means reload
+    co_rated: CoRated | None = None  # the neighbours stage's lists (the default similar)
+    loaded: str = field(  # when, for /api/health (a reload shows there)
+        default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime())
+    )
 
-    @classmethod
-    def load(cls, params: Params, names: list[str] | None = None) -> Served:
-        """The processed data and the models named (default: every trained model on the
-        leaderboard); one line naming what to run when there is nothing to serve."""
+    @staticmethod
+    def check(names: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+        """The leaderboard and the models to serve, each checked trained, before any is
+        loaded: one line naming what to run when there is nothing to serve."""
         if not LEADERBOARD.is_file():
             raise MovierecError(
                 f"{LEADERBOARD}: nothing trained to serve yet; run `dvc repro` first"
@@ -108,6 +133,14 @@ class Served:
             )
         if not wanted:
             raise MovierecError("no trained model to serve; run `dvc repro` first")
+        return board, wanted
+
+    @classmethod
+    def load(cls, params: Params, names: list[str] | None = None) -> Served:
+        """The processed data and the models named (default: every trained model on the
+        leaderboard), after :meth:`check`."""
+        board, wanted = cls.check(names)
+        files = files_read(wanted)  # before reading: a change while loading shows next poll
         data = load_processed()
         models = {name: load_served(name, params, data) for name in wanted}
         defaults = {}
@@ -128,6 +161,7 @@ class Served:
             if "movie_vectors" in model.provides
         }
         popularity = np.diff(data.matrices["train"].tocsc().indptr)
+        refit = frozenset(n for n in models if (MODELS_DIR / n / REFIT_DIR / "model.npz").is_file())
         return cls(
             params,
             data,
@@ -143,6 +177,9 @@ class Served:
                 str(mid): i
                 for mid, i in zip(data.items["movie_id"], data.items["item"], strict=True)
             },
+            refit,
+            files,
+            load_co_rated(data),
         )
 
     def model(self, name: str | None, task: str = "topn") -> tuple[str, Recommender]:
@@ -162,10 +199,54 @@ class Served:
         found = self.movie_ids.get(movie_id)
         return found if found is not None else item_index(self.data, movie_id)
 
+    def history_row(self, name: str, user: int) -> sp.csr_matrix:
+        """The ratings ``name`` scores the user from: train, and val where it was refitted."""
+        row = self.data.matrices["train"][user]
+        return row + self.data.matrices["val"][user] if name in self.refit else row
+
+    def able(self, capability: str, name: str | None, what: str) -> str:
+        """The model to use for ``capability``: the one asked for, or validation's pick,
+        or the first that can; a model that cannot is a 422 naming those that can."""
+        able = [n for n, m in self.models.items() if capability in m.provides]
+        if not able:
+            raise BadRequest(f"no served model can {what}")
+        if name is None:
+            picked = self.defaults.get("topn")
+            return picked if picked in able else able[0]
+        name, _ = self.model(name)
+        if name not in able:
+            raise BadRequest(f"{name} cannot {what}; these can: {', '.join(able)}")
+        return name
+
+    def seen_items(self, user: int) -> np.ndarray:
+        """Every movie the user rated (indptr slicing: a scipy row slice costs 50 us)."""
+        return self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]]
+
     def check_k(self, k: int) -> int:
         if not 1 <= k <= self.data.n_items:
-            raise ValueError(f"k must be between 1 and {self.data.n_items} (got {k})")
+            raise BadRequest(f"k must be between 1 and {self.data.n_items} (got {k})")
         return k
+
+
+def files_read(names: list[str]) -> tuple:
+    """Size and modification time of every file a load of ``names`` reads: the
+    leaderboard, the processed data and each model's folder."""
+    roots = [LEADERBOARD, PROCESSED, NEIGHBOURS_FILE]
+    roots += [BLEND_DIRS[n] if n in BLEND_DIRS else MODELS_DIR / n for n in names]
+    seen = []
+    for root in roots:
+        if not root.exists():
+            seen.append((str(root), -1, -1))  # absent: its arrival is a change
+            continue
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            try:
+                info = path.stat()
+            except OSError:  # replaced between the listing and the stat: changed
+                seen.append((str(path), -1, -1))
+                continue
+            seen.append((str(path), info.st_size, info.st_mtime_ns))
+    return tuple(seen)
 
 
 def _movies(data: Processed) -> list[dict[str, Any]]:
@@ -199,24 +280,80 @@ def _ranked(
     ]
 
 
-def create_app(served: Served) -> FastAPI:
+class BoundedBody:
+    """Refuses a body over ``MAX_BODY`` from its declared length, before reading a byte,
+    and a body that does not declare one (chunked): the API's one-line JSON, 413 or 411.
+
+    Plain ASGI, not ``@app.middleware``: Starlette's per-request task group there costs a
+    third of a small request's time.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            size = headers.get(b"content-length")
+            refusal = None
+            if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+                refusal = (413, f"request body over {MAX_BODY // 1024} KiB")
+            elif size is None and b"transfer-encoding" in headers:
+                refusal = (411, "a request body must declare its Content-Length")
+            if refusal:
+                answer = JSONResponse({"error": refusal[1]}, status_code=refusal[0])
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    served: Served,
+    params: Callable[[], Params] | None = None,
+    watch: float | None = None,
+) -> FastAPI:
     """The API over ``served`` (tests pass their own; ``movierec serve`` passes the
-    project's)."""
-    app = FastAPI(title="movierec", docs_url=None, redoc_url=None)
+    project's). ``params`` reads params.yaml again for a reload (default: the same
+    params); ``watch``: seconds between checks of the files read (None: only on
+    ``POST /api/reload``)."""
+    stopping = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        """The file watcher runs while the server does (not past a test's client)."""
+        if watch:
+            threading.Thread(target=watcher, name="movierec-watch", daemon=True).start()
+        yield
+        stopping.set()
+
+    app = FastAPI(title="movierec", docs_url=None, redoc_url=None, lifespan=lifespan)
     state = {"served": served}
+    app.add_middleware(BoundedBody)
     lock = threading.Lock()
 
     def now() -> Served:
         return state["served"]
 
-    @app.middleware("http")
-    async def _bounded(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            return JSONResponse(
-                {"error": f"request body over {MAX_BODY // 1024} KiB"}, status_code=413
-            )
-        return await call_next(request)
+    def load_again() -> Served:
+        old = now()
+        fresh = Served.load(params() if params else old.params, list(old.models))
+        with lock:
+            state["served"] = fresh
+        return fresh
+
+    def watcher() -> None:
+        failed = None
+        while not stopping.wait(watch):
+            files = files_read(list(now().models))
+            if files == now().files or files == failed:
+                continue
+            try:
+                load_again()
+                print(f"serve: reloaded {len(now().models)} models (files changed)", flush=True)
+            except MovierecError as err:  # keep serving what loaded last
+                failed = files
+                print(f"serve: not reloaded, {str(err).splitlines()[0]}", file=sys.stderr)
+
 
     @app.exception_handler(LookupFailed)
     async def _not_found(request: Request, err: LookupFailed) -> JSONResponse:
@@ -224,10 +361,6 @@ def create_app(served: Served) -> FastAPI:
 
     @app.exception_handler(MovierecError)
     async def _bad_value(request: Request, err: MovierecError) -> JSONResponse:
-        return JSONResponse({"error": str(err).splitlines()[0]}, status_code=422)
-
-    @app.exception_handler(ValueError)
-    async def _out_of_range(request: Request, err: ValueError) -> JSONResponse:
         return JSONResponse({"error": str(err).splitlines()[0]}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
@@ -276,6 +409,7 @@ def create_app(served: Served) -> FastAPI:
             "users": s.data.n_users,
             "movies": s.data.n_items,
             "models": list(s.models),
+            "loaded": s.loaded,
         }
 
     @app.get("/api/models")
@@ -298,7 +432,7 @@ def create_app(served: Served) -> FastAPI:
         name, scorer = s.model(model)
         user = s.user(user_id)
         row = scorer.score_users(np.array([user]))[0]
-        kind, recs = _ranked(s, scorer, row, s.seen[user].indices, k)
+        kind, recs = _ranked(s, scorer, row, s.seen_items(user), k)
         return JSONResponse(
             {"user_id": user_id, "model": name, "score": kind, "recommendations": recs}
         )
@@ -309,32 +443,54 @@ def create_app(served: Served) -> FastAPI:
         folded in by a model that can score a row of ratings ("fold_in")."""
         s = now()
         s.check_k(body.k)
-        able = [n for n, m in s.models.items() if "fold_in" in m.provides]
-        if not able:
-            raise ValueError("no served model can score a new user (serve ease)")
-        if body.model is None:
-            picked = s.defaults.get("topn")
-            name = picked if picked in able else able[0]
-        else:
-            name, _ = s.model(body.model)
-            if name not in able:
-                raise ValueError(f"{name} cannot score a new user; these can: {', '.join(able)}")
+        name = s.able("fold_in", body.model, "score a new user")
         lo, hi = s.data.rating_range
         items, values = [], []
         for entry in body.ratings:
             if not lo <= entry.rating <= hi:
-                raise ValueError(
+                raise BadRequest(
                     f"rating {entry.rating:g} of movie {entry.movie_id} is outside {lo:g} to {hi:g}"
                 )
             items.append(s.movie(str(entry.movie_id)))
             values.append(entry.rating)
         if len(set(items)) != len(items):
-            raise ValueError("ratings: a movie is rated twice")
+            raise BadRequest("ratings: a movie is rated twice")
         row = sp.csr_matrix((values, ([0] * len(items), items)), shape=(1, s.data.n_items))
         scorer = s.models[name]
         scores = scorer.score_ratings(row, s.data)[0]
         kind, recs = _ranked(s, scorer, scores, np.array(items), body.k)
         return JSONResponse({"model": name, "score": kind, "recommendations": recs})
+
+    @app.get("/api/users/{user_id}/explain")
+    def explain(
+        user_id: str, movie_id: str, k: int = Query(5), model: str | None = None
+    ) -> dict[str, Any]:
+        """Why ``model`` scores ``movie_id`` for the user: the rated movies that add most
+        to its score (item-based models: "explain"), each with its share of the total."""
+        s = now()
+        name = s.able("explain", model, "say which ratings made a score")
+        user, item = s.user(user_id), s.movie(movie_id)
+        if not 1 <= k <= MAX_RATINGS:
+            raise BadRequest(f"k must be between 1 and {MAX_RATINGS} (got {k})")
+        row = s.history_row(name, user)
+        parts = s.models[name].contributions(row, item, s.data)
+        order = sorted(range(len(parts)), key=lambda j: (-parts[j], int(row.indices[j])))[:k]
+        total = float(np.abs(parts).sum())
+        return {
+            "user_id": user_id,
+            "model": name,
+            "movie": s.movies[item],
+            "rated": int(row.nnz),
+            "because": [
+                s.movies[int(row.indices[j])]
+                | {
+                    "rating": float(row.data[j]),
+                    "contribution": round(float(parts[j]), 6),
+                    "share": round(float(parts[j]) / total, 4) if total > 0 else 0.0,
+                }
+                for j in order
+            ],
+        }
 
     @app.get("/api/users/{user_id}/history")
     def history(user_id: str) -> dict[str, Any]:
@@ -367,24 +523,32 @@ def create_app(served: Served) -> FastAPI:
     def similar_movies(
         movie_id: str, k: int = Query(10), model: str | None = None
     ) -> dict[str, Any]:
+        """Movies like ``movie_id``: the ``neighbours`` stage's co-rated lists by default
+        (``model=co_rated``), or the nearest in a served model's movie vectors."""
         s = now()
         s.check_k(k)
-        if not s.vectors:
+        sources = ([CO_RATED] if s.co_rated is not None else []) + list(s.vectors)
+        if not sources:
             raise NotServed(
-                "no served model has movie vectors (serve word2vec, ease, mf_bias, ...)"
+                "no similar-movie lists (run `dvc repro neighbours`) and no served model "
+                "with movie vectors"
             )
-        if model is None:
-            model = "word2vec" if "word2vec" in s.vectors else next(iter(s.vectors))
-        if model not in s.vectors:
+        model = model or sources[0]
+        if model not in sources:
             raise NotServed(
-                f"model {model!r} has no movie vectors here; choose one of {', '.join(s.vectors)}"
+                f"model {model!r} has no movie vectors here; choose one of {', '.join(sources)}"
             )
         item = s.movie(movie_id)
-        table, has = s.vectors[model]
-        near = similar(s.data, table, has, item, k)
+        if model == CO_RATED:
+            near = co_rated(s.data, s.co_rated, item, k)
+            method = s.co_rated.method
+        else:
+            near = similar(s.data, *s.vectors[model], item, k)
+            method = f"cosine of {model}'s movie vectors"
         return {
             "movie": s.movies[int(item)],
             "model": model,
+            "method": method,
             "similar": [
                 s.movies[int(n.item)] | {"rank": n.rank, "similarity": round(n.similarity, 4)}
                 for n in near
@@ -394,9 +558,6 @@ def create_app(served: Served) -> FastAPI:
     @app.post("/api/reload")
     def reload() -> dict[str, Any]:
         """Load every served model again (after ``dvc repro``) and swap them in at once."""
-        with lock:
-            old = now()
-            state["served"] = Served.load(old.params, list(old.models))
-        return {"status": "reloaded", "models": list(now().models)}
+        return {"status": "reloaded", "models": list(load_again().models)}
 
     return app

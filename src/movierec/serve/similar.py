@@ -1,4 +1,5 @@
-"""Nearest movies in an embedding space: word2vec vectors or a trained model's movie embeddings."""
+"""Similar movies: the ``neighbours`` stage's co-rated lists (the default), or the nearest
+movies in a trained model's embedding space (word2vec, mf_bias, ...)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from movierec.errors import LookupFailed, MovierecError
 from movierec.models.registry import MODELS, providing
 from movierec.models.trained import load_model
 from movierec.serve.recommend import item_index
+from movierec.store.files import reading
+from movierec.store.paths import NEIGHBOURS_DIR
 from movierec.topk import top_k
+
+CO_RATED = "co_rated"  # the name the stage's lists answer to (--model, ?model=)
+NEIGHBOURS_FILE = NEIGHBOURS_DIR / "neighbours.npz"
 
 
 @dataclass
@@ -52,6 +58,67 @@ def find_movie(data: Processed, title: str | None, movie_id: str | None) -> int:
     close = difflib.get_close_matches(title, items["title"].to_list(), n=5, cutoff=0.5)
     hint = ("; did you mean: " + "; ".join(close)) if close else ""
     raise LookupFailed(f"no movie titled {title!r} in {data.meta['dataset']}{hint}")
+
+
+@dataclass
+class CoRated:
+    """The ``neighbours`` stage's lists: each movie's nearest, best first (-1 padded)."""
+
+    order: np.ndarray  # (n_items, keep)
+    similarity: np.ndarray  # (n_items, keep)
+    method: str  # what the stage picked on val, e.g. "co-rating cosine x (genre Jaccard + 1)"
+
+    @property
+    def keep(self) -> int:
+        return self.order.shape[1]
+
+
+def load_co_rated(data: Processed, path=NEIGHBOURS_FILE) -> CoRated | None:
+    """The stage's lists, or None before it ran; lists of another catalogue are refused."""
+    if not path.is_file():
+        return None
+    with reading(path), np.load(path) as saved:
+        lists = CoRated(saved["order"], saved["similarity"], str(saved["method"]))
+    if lists.order.shape[0] != data.n_items:
+        raise MovierecError(
+            f"{path}: lists for {lists.order.shape[0]} movies, data/processed has "
+            f"{data.n_items}; run `dvc repro neighbours`"
+        )
+    return lists
+
+
+def co_rated(data: Processed, lists: CoRated | None, item: int, k: int) -> list[Neighbour]:
+    """The ``k`` first of ``item``'s list (fewer where fewer movies share its raters)."""
+    if lists is None:
+        raise LookupFailed(f"{NEIGHBOURS_FILE}: no similar-movie lists yet; run `dvc repro neighbours`")
+    if k > lists.keep:
+        raise MovierecError(
+            f"{CO_RATED} keeps {lists.keep} movies per movie (neighbours.keep); ask for at most that"
+        )
+    best = lists.order[item, :k]
+    keep = best >= 0
+    if not keep.any():
+        title = data.items["title"][item]
+        raise LookupFailed(f"{title}: no other movie shares its raters in the training ratings")
+    return _rows(data, best[keep], lists.similarity[item, :k][keep])
+
+
+def _rows(data: Processed, best: np.ndarray, sims: np.ndarray) -> list[Neighbour]:
+    items = data.items
+    rows = []
+    for rank, (j, sim) in enumerate(zip(best, sims, strict=True), 1):
+        genres = items["genres"][int(j)] if "genres" in items.columns else []
+        rows.append(
+            Neighbour(
+                rank,
+                items["movie_id"][int(j)],
+                items["title"][int(j)],
+                "|".join(genres) if isinstance(genres, pl.Series | list) else str(genres),
+                float(sim),
+                int(j),
+            )
+        )
+    return rows
 
 
 def movie_vectors(model: str, data: Processed, params: Params) -> tuple[np.ndarray, np.ndarray]:
@@ -92,18 +159,5 @@ def similar(
     sims[~has] = -np.inf
     sims[item] = -np.inf
     best = top_k(sims[None], k)[0]
-    items = data.items
-    rows = []
-    for rank, j in enumerate(best[best >= 0], 1):
-        genres = items["genres"][int(j)]
-        rows.append(
-            Neighbour(
-                rank,
-                items["movie_id"][int(j)],
-                items["title"][int(j)],
-                "|".join(genres) if isinstance(genres, pl.Series | list) else str(genres),
-                float(sims[j]),
-                int(j),
-            )
-        )
-    return rows
+    best = best[best >= 0]
+    return _rows(data, best, sims[best])

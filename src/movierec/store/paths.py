@@ -26,6 +26,7 @@ SCORES_DIR = Path("data/scores")  # evaluate@<model>: full score rows for the bl
 PREDICTIONS_DIR = Path("data/predictions")  # evaluate@<model>: val/test predictions
 PER_USER = Path("data/per_user")  # evaluate@<model>: per-user values for significance
 TIMINGS = Path("data/timings")  # train/evaluate: seconds, kept out of git
+NEIGHBOURS_DIR = Path("data/neighbours")  # neighbours: the lists of similar movies the server keeps
 ENSEMBLE_DIR = Path("data/ensemble")  # ensemble: the rating blend
 TOPN_DIR = Path("data/ensemble_topn")  # ensemble_topn: the ranking blend
 BLEND_DIRS = {"ensemble": ENSEMBLE_DIR, "ensemble_topn": TOPN_DIR}
@@ -38,6 +39,7 @@ TRAIN_METRICS = METRICS / "train"  # train@<model>: curves and fit summary
 EVAL_METRICS = METRICS / "eval"  # evaluate@<model>: headline metrics
 DETAILS = METRICS / "details"  # evaluate@<model>: every metric
 EMBED_METRICS = METRICS / "embed.json"  # embed
+NEIGHBOURS_METRICS = METRICS / "neighbours.json"  # neighbours: every candidate on val, the pick on test
 INSIGHT = METRICS / "insight"  # insight: maps and unit reports
 SIGNIFICANCE = METRICS / "significance.json"  # significance (and .md beside it)
 LEADERBOARD = METRICS / "leaderboard.json"  # report (and .md beside it)
@@ -63,6 +65,7 @@ _WRITERS = (
     (re.compile(r"(?:^|/)metrics/significance\."), lambda m: "significance"),
     (re.compile(r"(?:^|/)metrics/(?:leaderboard|curves)\."), lambda m: "report"),
     (re.compile(r"(?:^|/)metrics/embed\.json"), lambda m: "embed"),
+    (re.compile(r"(?:^|/)(?:metrics/neighbours\.json|data/neighbours(?:/|$))"), lambda m: "neighbours"),
     (re.compile(r"(?:^|/)metrics/data\.json"), lambda m: "preprocess"),
     (re.compile(r"(?:^|/)metrics/machine\.json"), lambda m: "report"),
     (re.compile(r"(?:^|/)metrics/insight/errors\.md"), lambda m: "ensemble"),

@@ -12,13 +12,13 @@ async function api(path, options) {
 
 function say(text) { $("message").textContent = text || ""; }
 
-function movieItem(movie, right) {
+function movieItem(movie, right, why) {
   const li = document.createElement("li");
   const title = document.createElement("button");
   title.className = "title";
   title.type = "button";
   title.textContent = movie.title;
-  title.addEventListener("click", () => showSimilar(movie));
+  title.addEventListener("click", () => { showSimilar(movie); showWhy(why, movie); });
   li.appendChild(title);
   if (right) li.appendChild(right);
   return li;
@@ -65,9 +65,27 @@ async function showUser(userId) {
     for (const name of pickedModels()) {
       const recs = await api(`/api/users/${encodeURIComponent(userId)}/recommendations?k=10&model=${encodeURIComponent(name)}`);
       const ol = column(name, `${valNdcg(name)} · ${recs.score}`);
-      for (const r of recs.recommendations) ol.appendChild(movieItem(r, scoreSpan(String(r.score))));
+      const why = { userId, model: name };
+      for (const r of recs.recommendations) ol.appendChild(movieItem(r, scoreSpan(String(r.score)), why));
     }
   } catch (err) { say(err.message); }
+}
+
+// "Because you rated": the user's ratings that add most to a recommendation, from the
+// model that recommended it when it can tell (item-based), else from one that can.
+async function showWhy(why, movie) {
+  $("why").hidden = true;
+  if (!why) return;
+  const path = `/api/users/${encodeURIComponent(why.userId)}/explain?k=5&movie_id=${encodeURIComponent(movie.movie_id)}`;
+  let answer;
+  try {
+    answer = await api(`${path}&model=${encodeURIComponent(why.model)}`);
+  } catch (err) {
+    try { answer = await api(path); } catch (again) { return; }  // no served model explains
+  }
+  $("why-title").textContent = `Why ${answer.model} scores ${movie.title}: you rated`;
+  $("why-list").replaceChildren(...answer.because.map((m) => movieItem(m, scoreSpan(`${m.rating}★ · ${(100 * m.share).toFixed(0)}%`))));
+  $("why").hidden = false;
 }
 
 async function showSimilar(movie) {
@@ -150,7 +168,7 @@ async function start() {
   } catch (err) { say(err.message); }
 }
 
-$("user-form").addEventListener("submit", (e) => { e.preventDefault(); $("newcomer").hidden = true; showUser($("user-id").value.trim()); });
-$("new-user").addEventListener("click", () => { $("newcomer").hidden = false; $("search-q").focus(); refreshNewcomer(); });
+$("user-form").addEventListener("submit", (e) => { e.preventDefault(); $("newcomer").hidden = true; $("why").hidden = true; showUser($("user-id").value.trim()); });
+$("new-user").addEventListener("click", () => { $("newcomer").hidden = false; $("why").hidden = true; $("search-q").focus(); refreshNewcomer(); });
 $("search-form").addEventListener("submit", (e) => { e.preventDefault(); search($("search-q").value.trim()); });
 start();
