@@ -15,6 +15,11 @@ go to ``bench/repro-spread.json`` and a per-family table ``bench/repro-spread.md
 what ``movierec check-repro`` calls "within measured noise" is this spread.
 ``--hold-out LABEL`` leaves one run out of the tolerances and reports whether it
 passes them: a check of the tolerances against a machine they were not made from.
+``--merge`` adds the runs to those recorded in ``bench/repro-spread.json`` instead of
+replacing them: a run of a label already there overrides only the metrics it holds, so
+a family added later is measured by reproducing its stages alone on each machine
+(copy their ``metrics/eval/<family>.json`` into the run's folder) while the other
+families keep the moves measured before.
 """
 
 from __future__ import annotations
@@ -134,15 +139,21 @@ def main() -> None:
     parser.add_argument("--floor", type=float, default=0.0005)
     parser.add_argument("--hold-out", default=None, help="a run label to check, not to measure")
     parser.add_argument("--out", default=str(ROOT / "repro-tolerance.yaml"))
+    parser.add_argument(
+        "--merge", action="store_true", help="add to the runs in bench/repro-spread.json"
+    )
     args = parser.parse_args()
     base = Tolerance.load(Path(args.out))
     reference = read_metrics(Path(args.reference))
-    spread = {}
+    spread: dict[str, dict[str, float]] = {}
+    if args.merge:
+        recorded = json.loads((ROOT / "bench" / "repro-spread.json").read_text())
+        spread = {label: dict(run) for label, run in recorded["runs"].items()}
     for run in args.runs:
         label, _, folder = run.rpartition("=")
         folder, _, against = folder.partition("@")  # a run of other code: its own reference
         ref = read_metrics(Path(against)) if against else reference
-        spread[label] = moves(ref, read_metrics(Path(folder)), base)
+        spread[label] = spread.get(label, {}) | moves(ref, read_metrics(Path(folder)), base)
     measured = {k: v for k, v in spread.items() if k != args.hold_out}
     # A few runs are a small sample of machines: pool each family's error metrics (RMSE,
     # MAE) and its ranking metrics (NDCG, recall), val and test, so a metric's tolerance

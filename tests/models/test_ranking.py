@@ -19,7 +19,7 @@ from movierec.models.base import FitContext
 from movierec.models.ease import ease_weights, neighbourhood_weights
 from movierec.models.registry import MODELS
 
-RANKERS = ["pop", "ease", "ials", "bpr", "sasrec"]
+RANKERS = ["pop", "ease", "ials", "bpr", "sasrec", "rp3beta", "multvae", "recvae"]
 FAST = {
     "bpr": {"epochs": 15, "lr": 0.02, "batch_size": 512, "patience": 15},
     "sasrec": {
@@ -32,6 +32,8 @@ FAST = {
         "patience": 25,
     },
     "ials": {"factors": 16, "iterations": 10},
+    "multvae": {"epochs": 40, "batch_size": 32, "lr": 0.003, "patience": 40, "anneal_steps": 200},
+    "recvae": {"epochs": 40, "batch_size": 32, "lr": 0.003, "patience": 40, "hidden": 128, "latent": 32},
 }
 
 
@@ -90,7 +92,8 @@ def test_rankers_recover_planted_tastes_and_beat_pop(clustered, pop_ndcg, name):
 
 @pytest.mark.parametrize("name", RANKERS)
 def test_rankers_predict_no_ratings(clustered, name):
-    model, _ = _fit(name, clustered, **({"epochs": 1} if name in ("bpr", "sasrec") else {}))
+    short = name in ("bpr", "sasrec", "multvae", "recvae")
+    model, _ = _fit(name, clustered, **({"epochs": 1} if short else {}))
     assert not model.predicts_ratings
     assert np.isnan(model.predict(np.array([0]), np.array([0]))).all()
     result = evaluate(model, clustered, EvalParams(k=[10]))
@@ -260,3 +263,55 @@ def test_recommend_serves_the_ranking_blend_when_validation_picks_it(tiny_projec
     assert "ranks movies but does not predict ratings" in capsys.readouterr().err
     cli_main(["similar", "--movie-id", "1", "--model", "ease", "-k", "3"])
     assert len(capsys.readouterr().out.strip().splitlines()) >= 3
+
+
+def test_rp3beta_is_the_three_step_walk_with_a_popularity_penalty():
+    """Against the formula on dense matrices: P(u|i)^a P(j|u)^a / pop(j)^b, no self-loops,
+    the k largest of each row kept."""
+    from movierec.models.rp3beta import rp3beta_weights
+
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(40, 25)) < 0.3) * rng.integers(1, 6, size=(40, 25)).astype(float)
+    x[:, 3] = 0.0  # a movie nobody rated
+    a, b, k = 0.7, 0.4, 6
+    p_ui = x / np.maximum(x.sum(1, keepdims=True), 1e-300)
+    p_iu = x.T / np.maximum(x.T.sum(1, keepdims=True), 1e-300)
+    pop = (x > 0).sum(0)
+    walk = (p_iu**a) @ (p_ui**a) / np.where(pop > 0, pop, 1.0) ** b
+    np.fill_diagonal(walk, 0.0)
+    expected = np.zeros_like(walk)
+    for i, row in enumerate(walk):
+        top = np.argsort(-row, kind="stable")[:k]
+        expected[i, top] = np.where(row[top] > 0, row[top], 0.0)
+    import scipy.sparse as sp
+
+    got = rp3beta_weights(sp.csr_matrix(x), a, b, k).toarray()
+    assert np.allclose(got, expected, atol=1e-6)
+    assert got.shape == (25, 25) and not got[:, 3].any() and not np.diag(got).any()
+    normalised = rp3beta_weights(sp.csr_matrix(x), a, b, k, normalize=True).toarray()
+    sums = normalised.sum(1)
+    assert np.allclose(sums[sums > 0], 1.0, atol=1e-5)
+
+
+def test_recvae_updates_encoder_and_decoder_in_turns(clustered):
+    """Encoder passes leave the decoder as it was, decoder passes the encoder; the prior's
+    copy of the encoder is taken as a decoder turn begins."""
+    from movierec.models.ranking import interactions
+    from movierec.models.recvae import RecVAEModule, RecVAEParams
+
+    p = RecVAEParams(hidden=32, latent=8, batch_size=400, encoder_epochs=2, decoder_epochs=1)
+    module = RecVAEModule(interactions(clustered, "rating"), p)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.01)
+    rows = {"row": torch.arange(clustered.n_users)}
+
+    def step() -> tuple[dict, dict]:
+        before = {k: v.clone() for k, v in module.state_dict().items()}
+        optimizer.zero_grad(set_to_none=True)
+        module.loss(rows).backward()
+        optimizer.step()
+        return before, module.state_dict()
+
+    for turn in ("encoder", "encoder", "decoder", "encoder"):
+        before, after = step()
+        moved = {k.split(".")[0] for k in after if k != "step" and not torch.equal(before[k], after[k])}
+        assert moved == ({"encoder"} if turn == "encoder" else {"decoder", "previous"}), (turn, moved)

@@ -121,7 +121,9 @@ def _state(name: str) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-@pytest.mark.parametrize("name", ["bias", "item_knn", "mf_bias", "autorec_item", "rnn"])
+@pytest.mark.parametrize(
+    "name", ["bias", "item_knn", "mf_bias", "autorec_item", "rnn", "rp3beta", "multvae", "recvae"]
+)
 def test_flipping_every_test_rating_leaves_learned_state_identical(tiny_project, name):
     params = load_params()
     train_model(name, params)

@@ -26,7 +26,8 @@ EXPLAIN = providing("explain", list(MODELS))
 
 def test_the_families_that_fold_in_are_the_ones_promised():
     assert {"ease", "item_knn", "word2vec", "ials", "autorec_user", "deep_autorec"} <= set(FOLD_IN)
-    assert {"ease", "item_knn", "word2vec"} <= set(EXPLAIN)
+    assert {"rp3beta", "multvae", "recvae"} <= set(FOLD_IN)
+    assert {"ease", "item_knn", "word2vec", "rp3beta"} <= set(EXPLAIN)
     assert "autorec_item" not in FOLD_IN, "an item autoencoder has no input for a new user"
 
 

@@ -40,7 +40,10 @@ from movierec.models.embedding import (
     MLPParams,
 )
 from movierec.models.ials import IALS, IALSParams
+from movierec.models.multvae import MultVAE, MultVAEParams
 from movierec.models.pop import Pop, PopParams
+from movierec.models.recvae import RecVAE, RecVAEParams
+from movierec.models.rp3beta import RP3beta, RP3betaParams
 from movierec.models.sasrec import SASRec, SASRecParams
 from movierec.models.sequence import BST, RNN, BSTParams, RNNParams
 from movierec.models.sparse_fc import SparseFC, SparseFCParams
@@ -67,6 +70,9 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "ease": (EASE, EASEParams),
     "ials": (IALS, IALSParams),
     "bpr": (BPR, BPRParams),
+    "rp3beta": (RP3beta, RP3betaParams),
+    "multvae": (MultVAE, MultVAEParams),
+    "recvae": (RecVAE, RecVAEParams),
     "sasrec": (SASRec, SASRecParams),
     "word2vec": (Word2VecModel, EmbedParams),
 }
