@@ -108,7 +108,8 @@ def spread_table(spread: dict[str, dict[str, float]], tolerances: dict[str, floa
     families = sorted({family(name) for run in spread.values() for name in run})
     lines = [
         "Largest move of any metric of each family, per run (`identical`: every metric bit for "
-        "bit); the tolerance is that metric's in repro-tolerance.yaml.",
+        "bit; `not run`: a family added after that run); the tolerance is that metric's in "
+        "repro-tolerance.yaml.",
         "",
         "| family | " + " | ".join(labels) + " | tolerance of the largest |",
         "|---|" + "---|" * len(labels) + "---:|",
@@ -120,7 +121,9 @@ def spread_table(spread: dict[str, dict[str, float]], tolerances: dict[str, floa
             name, move = max(run.items(), key=lambda kv: kv[1]) if run else ("", 0.0)
             moved = sum(v > 0 for v in run.values())
             cells.append(
-                "identical"
+                "not run"
+                if not run
+                else "identical"
                 if not moved
                 else f"{move:.2g} ({name.split(':')[1]}; {moved} of {len(run)} moved)"
             )
