@@ -2,13 +2,16 @@
 
     python bench/ranking.py --dataset ml-1m-custom --models pop,ease,ials,bpr
     python bench/ranking.py --dataset ml-latest-small --models pop,ease,ials,bpr,sasrec
+    python bench/ranking.py --dataset ml-100k --split leave_last --models pop,ease,multvae,sasrec
 
 Prepares the data set in a scratch folder with the project's params.yaml and
 profiles.yaml (the same download and preprocess code as ``dvc repro``), fits the
 binary EASE^R for each ``lambda`` of ``--lambdas`` and keeps the one validation
 picks (the faithful baseline), then each family of ``--models`` with the
-project's settings, then their ranking blend. Writes
-``bench/results-ranking-<dataset>.json``: val / test NDCG@10, fit seconds,
+project's settings, then their ranking blend. ``--split`` names another
+``data.split.strategy`` (``leave_last``: each user's latest rating is their test, the
+one before their val, the sequential protocol). Writes
+``bench/results-ranking-<dataset>[-<split>].json``: val / test NDCG@10, fit seconds,
 full-ranking evaluation seconds (val and test, every user) per model.
 """
 
@@ -31,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--models", default="pop,ease,ials,bpr")
+    parser.add_argument("--split", default="", help="data.split.strategy (default: params.yaml's)")
     parser.add_argument("--lambdas", default="100,200,500,1000,2000")
     parser.add_argument("--mirror", default=os.environ.get("MOVIELENS_MIRROR", ""))
     args = parser.parse_args()
@@ -53,6 +57,8 @@ def main() -> None:
     raw["data"] = merge_params(
         raw["data"], dataset_section(args.dataset, os.path.abspath(args.mirror))
     )
+    if args.split:
+        raw["data"]["split"]["strategy"] = args.split
     threads = raw["train"].get("threads") or 2
     torch.set_num_threads(threads)
     threadpool_limits(threads)
@@ -111,7 +117,8 @@ def main() -> None:
             "weights": {n: w for n, w in fitted["blend"]["weights"].items() if w > 0},
         }
         print("ensemble_topn", json.dumps(out["ensemble_topn"]), flush=True)
-    path = ROOT / "bench" / f"results-ranking-{args.dataset}.json"
+    suffix = f"-{args.split}" if args.split else ""
+    path = ROOT / "bench" / f"results-ranking-{args.dataset}{suffix}.json"
     path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
     print(f"-> {path}")
 

@@ -169,6 +169,51 @@ def test_early_stopping_restores_the_best_epoch():
     assert float(module.b.detach()) == pytest.approx(seen[best][1])
 
 
+def test_validate_every_judges_only_those_epochs_and_the_last():
+    """A validation every k epochs (large catalogues): the epochs between carry no metric,
+    cannot be selected, spend no patience; the last epoch is always judged."""
+    import torch
+
+    from movierec.train.trainer import TrainConfig, Trainer, Validation
+
+    module = torch.nn.Linear(1, 1)
+    judged: list[int] = []
+    epochs_seen: list[int] = []
+    scores = iter([0.1, 0.3, 0.2, 0.25, 0.05])  # val NDCG at epochs 3, 6, 9, 11 (the last)
+
+    def compute(_module):
+        judged.append(len(epochs_seen) + 1)
+        return {"val_ndcg@10": next(scores)}
+
+    trainer = Trainer(
+        TrainConfig(epochs=11, batch_size=4, lr=0.01, patience=5, validate_every=3),
+        device=torch.device("cpu"),
+        seed=0,
+        on_epoch=lambda log: epochs_seen.append(log.epoch),
+        progress=False,
+    )
+    module.loss = lambda batch: module(batch["x"]).pow(2).mean()  # type: ignore[method-assign]
+    result = trainer.fit(module, {"x": torch.ones(8, 1)}, Validation("val_ndcg@10", True, compute))
+    assert judged == [3, 6, 9, 11]
+    assert epochs_seen == list(range(1, 12))
+    assert result.best_epoch == 6 and result.best_value == pytest.approx(0.3)
+    logged = {h.epoch: h.metrics for h in result.history}
+    assert logged[6] == {"val_ndcg@10": 0.3} and logged[5] == {}
+
+    stop = Trainer(
+        TrainConfig(epochs=30, batch_size=4, lr=0.01, patience=2, validate_every=2),
+        device=torch.device("cpu"),
+        seed=0,
+        progress=False,
+    )
+    falling = iter([0.5, 0.4, 0.3, 0.2])
+    result = stop.fit(
+        module, {"x": torch.ones(8, 1)},
+        Validation("val_ndcg@10", True, lambda _m: {"val_ndcg@10": next(falling)}),
+    )
+    assert result.best_epoch == 2 and len(result.history) == 6  # 2 worse validations = 4 epochs
+
+
 @pytest.mark.parametrize(
     "name",
     [

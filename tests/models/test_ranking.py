@@ -19,9 +19,10 @@ from movierec.models.base import FitContext
 from movierec.models.ease import ease_weights, neighbourhood_weights
 from movierec.models.registry import MODELS
 
-RANKERS = ["pop", "ease", "ials", "bpr", "sasrec", "rp3beta", "multvae", "recvae"]
+RANKERS = ["pop", "ease", "ials", "bpr", "mlp_rank", "sasrec", "rp3beta", "multvae", "recvae"]
 FAST = {
     "bpr": {"epochs": 15, "lr": 0.02, "batch_size": 512, "patience": 15},
+    "mlp_rank": {"epochs": 12, "lr": 0.01, "batch_size": 256, "patience": 12, "dim": 16, "layers": [32]},
     "sasrec": {
         "epochs": 25,
         "lr": 0.005,
@@ -90,9 +91,17 @@ def test_rankers_recover_planted_tastes_and_beat_pop(clustered, pop_ndcg, name):
     assert report.history and "val_ndcg@10" in report.history[report.best_epoch - 1]
 
 
+@pytest.mark.parametrize("objective", ["bpr", "softmax"])
+def test_mlp_rank_learns_tastes_under_each_objective(clustered, pop_ndcg, objective):
+    """BPR's pairwise loss and the sampled softmax recover the planted genres as the
+    default log loss does (test_rankers_recover_planted_tastes_and_beat_pop)."""
+    model, _ = _fit("mlp_rank", clustered, objective=objective, negatives=8)
+    assert _ndcg(model, clustered) > max(0.4, 2 * pop_ndcg)
+
+
 @pytest.mark.parametrize("name", RANKERS)
 def test_rankers_predict_no_ratings(clustered, name):
-    short = name in ("bpr", "sasrec", "multvae", "recvae")
+    short = name in ("bpr", "mlp_rank", "sasrec", "multvae", "recvae")
     model, _ = _fit(name, clustered, **({"epochs": 1} if short else {}))
     assert not model.predicts_ratings
     assert np.isnan(model.predict(np.array([0]), np.array([0]))).all()

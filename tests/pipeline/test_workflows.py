@@ -122,7 +122,7 @@ def _state(name: str) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "name", ["bias", "item_knn", "mf_bias", "autorec_item", "rnn", "rp3beta", "multvae", "recvae"]
+    "name", ["bias", "item_knn", "mf_bias", "autorec_item", "rnn", "mlp_rank", "rp3beta", "multvae", "recvae"]
 )
 def test_flipping_every_test_rating_leaves_learned_state_identical(tiny_project, name):
     params = load_params()

@@ -41,6 +41,7 @@ from movierec.models.embedding import (
 )
 from movierec.models.ials import IALS, IALSParams
 from movierec.models.multvae import MultVAE, MultVAEParams
+from movierec.models.ncf import MLPRank, MLPRankParams
 from movierec.models.pop import Pop, PopParams
 from movierec.models.recvae import RecVAE, RecVAEParams
 from movierec.models.rp3beta import RP3beta, RP3betaParams
@@ -70,6 +71,7 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "ease": (EASE, EASEParams),
     "ials": (IALS, IALSParams),
     "bpr": (BPR, BPRParams),
+    "mlp_rank": (MLPRank, MLPRankParams),
     "rp3beta": (RP3beta, RP3betaParams),
     "multvae": (MultVAE, MultVAEParams),
     "recvae": (RecVAE, RecVAEParams),

@@ -50,11 +50,16 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     schedule: Schedule = "constant"
-    patience: int = 3
+    patience: int = 3  # validations without a better value before stopping
     min_delta: float = 0.0
+    # Validate every this many epochs (and after the last): a full-ranking validation of a
+    # large catalogue can cost more than the epoch it judges.
+    validate_every: int = 1
 
     def validate(self, key: str) -> None:
-        checks.at_least_one(key, epochs=self.epochs, batch_size=self.batch_size)
+        checks.at_least_one(
+            key, epochs=self.epochs, batch_size=self.batch_size, validate_every=self.validate_every
+        )
         if not self.lr > 0:
             raise ConfigError(
                 f"params.yaml: `{key}.lr` must be a positive learning rate (got {self.lr})"
@@ -354,9 +359,14 @@ class Trainer:
             if world.size > 1:  # the epoch's loss over every rank's rows
                 distributed.all_sum(total, world)
                 rows = int(distributed.all_sum(torch.tensor(rows, device=self.device), world))
-            metrics = distributed.broadcast(val.compute(module) if world.is_main else None, world)
+            judged = keep_last or epoch % cfg.validate_every == 0 or epoch == cfg.epochs
+            metrics: dict[str, float] = {}
+            if judged and not keep_last:
+                metrics = distributed.broadcast(
+                    val.compute(module) if world.is_main else None, world
+                )
             train_loss = float(total) / rows
-            value = train_loss if keep_last else metrics[val.key]
+            value = train_loss if keep_last else metrics.get(val.key, math.nan)
             seconds = time.perf_counter() - t0
             if epoch == 1 and budget is not None:  # now with validation's share too
                 budget.check(seconds, 1 / cfg.epochs, final=True)
@@ -370,12 +380,14 @@ class Trainer:
                 self.on_epoch(log)
             bar.set_postfix(loss=f"{train_loss:.4f}", **{val.key: f"{value:.4f}"})
             if bar.disable and self.progress is None:  # not a terminal (dvc repro, CI): a line
-                watched = "" if keep_last else f", {val.key.replace('_', ' ')} {value:.4f}"
+                watched = f", {val.key.replace('_', ' ')} {value:.4f}" if metrics else ""
                 print(
                     f"  epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f}{watched} "
                     f"({seconds:.1f}s)",
                     flush=True,
                 )
+            if not judged:  # nothing measured: no epoch to select, no patience spent
+                continue
             if not math.isfinite(value):
                 value = math.inf if not val.higher_is_better else -math.inf
             if keep_last:  # nothing to select: the last epoch is the model
