@@ -199,3 +199,18 @@ def test_profile_step_writes_the_active_profile(tmp_path, monkeypatch):
         "profile": None,
         "settings": {},
     }
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        ({"scores": "minmax"}, r"`ensemble_topn.scores` must be zscore or rank \(got 'minmax'\)"),
+        ({"floors": [0.0, 1.5]}, r"`ensemble_topn.floors` must list fractions between 0 and 1"),
+        ({"floors": []}, r"`ensemble_topn.floors` must list fractions"),
+    ],
+)
+def test_blend_scores_and_floors_are_checked(section, match):
+    from movierec.config.sections import topn_blend_section
+
+    with pytest.raises(ConfigError, match=match):
+        topn_blend_section(parse_params({"ensemble_topn": section}))

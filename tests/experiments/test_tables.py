@@ -50,6 +50,25 @@ def test_summary_rows_by_hand(tmp_path):
     ]
 
 
+def test_ranking_table_states_the_blend_against_its_best_member(tmp_path):
+    from movierec.experiments.tables import ranking
+
+    pair = {"difference": 0.0123, "ci_low": 0.0101, "ci_high": 0.0146, "p_value": 1.2e-24,
+            "p_holm": 2.4e-24, "users": 5898}
+    record = {
+        "ease": {"val_ndcg@10": 0.24, "test_ndcg@10": 0.3069, "fit_seconds": 2, "eval_seconds": 1},
+        "ensemble_topn": {"val_ndcg@10": 0.25, "test_ndcg@10": 0.3192, "best_member": "ease",
+                          "vs_members": {"ease": pair, "pop": pair}},
+    }
+    (tmp_path / "r.json").write_text(json.dumps(record))
+    table = ranking(tmp_path / "r.json").splitlines()
+    assert table[2].startswith("| ensemble_topn | 0.2500 | 0.3192 |")
+    assert table[-1] == (
+        "ensemble_topn vs ease (the best member on val), test NDCG@10 over 5,898 users: "
+        "+0.0123 [+0.0101, +0.0146], Wilcoxon p = 1.2e-24 (Holm over the 2 members 2.4e-24)."
+    )
+
+
 def test_a_hand_edited_figure_is_stale_until_rewritten(tmp_path):
     page = "intro\n\n<!-- table: summary metrics/leaderboard.json -->\n<!-- /table -->\n\nafter\n"
     root = _project(tmp_path, page)

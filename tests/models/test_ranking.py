@@ -220,6 +220,54 @@ def test_blend_weights_depend_on_val_only(clustered):
     assert max(first["blend"]["weights"].values()) > 0
 
 
+def test_rank_scores_are_normal_quantiles_of_ranks_among_candidates():
+    """scores: rank by hand: candidates 3, 1, 1, 5 rank 3, 1.5, 1.5, 4 of 4 (ties share
+    their mean); quantiles ndtri((rank - 0.5) / 4), then z-scored; the training movie and
+    the unscorable one get the lowest candidate value."""
+    import scipy.sparse as sp
+    from scipy.special import ndtri
+
+    from movierec.blend.topn import normalise
+
+    rows = np.array([[3.0, 1.0, 1.0, 5.0, -np.inf, 2.0]])
+    known = sp.csr_matrix(np.array([[0, 0, 0, 0, 0, 1]]))
+    q = ndtri((np.array([3.0, 1.5, 1.5, 4.0]) - 0.5) / 4)
+    z = (q - q.mean()) / q.std()
+    out = normalise(rows, known, "rank")[0]
+    assert out[:4] == pytest.approx(z, abs=1e-6)
+    assert out[4] == out[5] == pytest.approx(z.min(), abs=1e-6)
+    # an outlying score stretches z-scores, not ranks
+    far = rows.copy()
+    far[0, 3] = 1e6
+    assert normalise(far, known, "rank")[0] == pytest.approx(out, abs=1e-6)
+    assert normalise(far, known)[0, 0] != pytest.approx(normalise(rows, known)[0, 0])
+
+
+def test_blend_serves_the_member_pool_with_the_best_cross_fitted_val(clustered):
+    """Each floor's pool holds the members whose own val NDCG reaches floor x the best;
+    the served weights use only the pool that cross-fitted val picked, and the blend's
+    val number is that pool's cross-fitted one."""
+    from movierec.blend.topn import fit_topn_blend
+
+    members = {n: _fit(n, clustered)[0] for n in ("pop", "ease", "ials")}
+    params = parse_params(
+        {"data": {"dataset": "synthetic"}, "ensemble_topn": {"max_users": 0, "floors": [0.0, 0.99]}}
+    )
+    _, fitted = fit_topn_blend(params, clustered, members, 10, 4.0)
+    info = fitted["blend"]
+    singles = info["val_ndcg@10_members"]
+    best = max(singles.values())
+    for pool in info["pools"]:
+        assert pool["members"] == [n for n in members if singles[n] >= pool["floor"] * best]
+    assert info["pools"][0]["members"] == ["pop", "ease", "ials"]
+    chosen = max(info["pools"], key=lambda pool: pool["val_ndcg@10_cross_fitted"])
+    assert info["floor"] == chosen["floor"]
+    assert fitted["val"]["ndcg@10"] == pytest.approx(chosen["val_ndcg@10_cross_fitted"])
+    outside = set(members) - set(chosen["members"])
+    assert all(info["weights"][n] == 0 for n in outside)
+    assert all(set(fw) == set(chosen["members"]) for fw in info["fold_weights"])
+
+
 def test_recommend_serves_the_ranking_blend_when_validation_picks_it(tiny_project, capsys):
     """Cross-fitted blend beats every single model on val -> the default; rating
     blend (in-sample val) is never the default; `--model` takes both blends."""

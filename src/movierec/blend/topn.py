@@ -1,15 +1,20 @@
 """The ranking blend (``ensemble_topn``): members' full score rows, weighted to maximise val NDCG@k.
 
 Every member (ranking families, rating families, word2vec, popularity) scores
-every movie for a user; each row is z-normalised over the movies the user has
-not rated in training, so members on different scales (ratings, logits, counts,
-cosines) add up. Non-negative weights are fitted by coordinate ascent on a grid,
-maximising NDCG@k of the blended full ranking of **val** users under the
-evaluation protocol. Test is only reported.
+every movie for a user; each row is made comparable over the movies the user has
+not rated in training (``scores``: z-scores, or normal quantiles of the ranks, which
+an outlying score cannot stretch), so members on different scales (ratings,
+logits, counts, cosines) add up. Non-negative weights are fitted by coordinate
+ascent on a grid, maximising NDCG@k of the blended full ranking of **val** users
+under the evaluation protocol. Test is only reported.
 
 Validation selects models, so the blend's own val number must not be in-sample:
 it is *cross-fitted* (weights fitted on one half of the val users score the
 other half, and vice versa); the served weights are then fitted on all of them.
+Members are chosen the same way: each of ``floors`` is a pool (the members whose
+own val NDCG is at least that fraction of the best member's), and the pool whose
+cross-fitted val NDCG is highest is served, so that two dozen weak members cannot
+fit the val users' noise.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import ndtri
+from scipy.stats import rankdata
 
 from movierec.blend.saved_rows import with_saved_rows
 from movierec.config.params import ConfigError, Params
@@ -53,12 +60,16 @@ def member_names(params: Params, p: TopNBlendParams) -> list[str]:
     return names
 
 
-def normalise(rows: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
-    """Z-scores per row over the movies not in ``known`` (the user's training movies);
-    movies a member cannot score (``-inf``) get the row's lowest candidate z-score."""
+def normalise(rows: np.ndarray, known: sp.csr_matrix, scores: str = "zscore") -> np.ndarray:
+    """Comparable rows: per row, over the movies not in ``known`` (the user's training
+    movies), z-scores (``zscore``) or the standard normal quantile of each movie's rank
+    among them (``rank``; ties share their mean rank), then z-scored like the first.
+    Movies a member cannot score (``-inf``) get the row's lowest candidate value."""
     rows = np.asarray(rows, dtype=np.float32)
     candidate = np.isfinite(rows)
     candidate[known.nonzero()] = False
+    if scores == "rank":
+        rows = _normal_ranks(rows, candidate)
     count = np.maximum(candidate.sum(1, keepdims=True), 1)
     safe = np.where(candidate, rows, 0.0)
     mean = safe.sum(1, keepdims=True) / count
@@ -69,6 +80,17 @@ def normalise(rows: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
     return np.where(np.isfinite(rows), z, lowest).astype(np.float32)
 
 
+def _normal_ranks(rows: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Each candidate's rank within its row (1 = lowest, ties share their mean rank)
+    mapped to the normal quantile ``ndtri((rank - 0.5) / count)``; other movies ``-inf``."""
+    low = np.where(candidate, rows, -np.inf)
+    n_other = (~candidate).sum(1, keepdims=True)
+    rank = rankdata(low, method="average", axis=1) - n_other  # the others rank lowest
+    count = np.maximum(candidate.sum(1, keepdims=True), 1)
+    quantile = ndtri(np.clip((rank - 0.5) / count, 0.5 / count, 1 - 0.5 / count))
+    return np.where(candidate, quantile, -np.inf).astype(np.float32)
+
+
 class TopNBlend(Recommender):
     """``sum_m w_m z_m(u, .)`` over the members with a non-zero weight."""
 
@@ -76,9 +98,12 @@ class TopNBlend(Recommender):
     scores_are_ratings = False
     predicts_ratings = False
 
-    def __init__(self, p: TopNBlendParams, names: list[str], weights: np.ndarray) -> None:
+    def __init__(
+        self, p: TopNBlendParams, names: list[str], weights: np.ndarray, scores: str = "zscore"
+    ) -> None:
         super().__init__(p)
         self.names, self.weights = list(names), np.asarray(weights, dtype=np.float32)
+        self.scores = scores  # how member rows were made comparable when fitted
         self.members: dict[str, Recommender] = {}
         self.known: sp.csr_matrix | None = None
 
@@ -94,7 +119,7 @@ class TopNBlend(Recommender):
         for name, w in zip(self.names, self.weights, strict=True):
             if w > 0:
                 rows = self.members[name].score_users(users)
-                out += w * normalise(rows, self.known[users])
+                out += w * normalise(rows, self.known[users], self.scores)
         return out
 
 
@@ -171,31 +196,60 @@ def fit_topn_blend(
     if p.max_users and users.size > p.max_users:
         users = np.sort(rng.choice(users, p.max_users, replace=False))
     known = data.matrices["train"][users]
-    z = np.stack([normalise(members[n].score_users(users), known) for n in names])
+    z = np.stack([normalise(members[n].score_users(users), known, p.scores) for n in names])
     target = _ValTarget(data, users, threshold, k)
-    fold = rng.permutation(users.size) % p.folds
-    oof = np.zeros((users.size, data.n_items), dtype=np.float32)
-    fold_weights = []
-    for f in range(p.folds):
-        fit_rows, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-        w = coordinate_ascent(z, target, fit_rows, p.grid, p.rounds)
-        fold_weights.append(w)
-        oof[held] = np.tensordot(w, z[:, held], axes=1)
-    weights = coordinate_ascent(z, target, np.arange(users.size), p.grid, p.rounds)
     everyone = np.arange(users.size)
+    singles = {n: target.ndcg(z[m], everyone) for m, n in enumerate(names)}
+    fold = rng.permutation(users.size) % p.folds
+    pools: list[dict[str, Any]] = []
+    for floor in sorted(set(p.floors)):
+        chosen = [m for m, n in enumerate(names) if singles[n] >= floor * max(singles.values())]
+        if pools and chosen == pools[-1]["rows"]:
+            continue  # the same members as a lower floor
+        oof = np.zeros((users.size, data.n_items), dtype=np.float32)
+        fold_weights = []
+        for f in range(p.folds):
+            fit_rows, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+            w = coordinate_ascent(z[chosen], target, fit_rows, p.grid, p.rounds)
+            fold_weights.append(w)
+            oof[held] = np.tensordot(w, z[chosen][:, held], axes=1)
+        pools.append(
+            {
+                "floor": floor,
+                "rows": chosen,
+                "oof": oof,
+                "fold_weights": fold_weights,
+                "ndcg": target.ndcg(oof, everyone),
+            }
+        )
+    pick = max(pools, key=lambda pool: pool["ndcg"])  # the lowest floor on a tie
+    chosen, oof = pick["rows"], pick["oof"]
+    weights = np.zeros(len(names), dtype=np.float32)
+    weights[chosen] = coordinate_ascent(z[chosen], target, everyone, p.grid, p.rounds)
     val_metrics = target.metrics(oof, everyone)
     rec = target.lists(oof, everyone)
     item_count = np.bincount(data.matrices["train"].indices, minlength=data.n_items)
     n_train_users = int((np.diff(data.matrices["train"].indptr) > 0).sum())
     val_metrics |= popularity_metrics(rec, item_count, n_train_users, k)
     val_metrics[f"coverage@{k}"] = float(np.unique(rec[rec >= 0]).size / data.n_items)
-    singles = {n: target.ndcg(z[m], everyone) for m, n in enumerate(names)}
+
+    def by_name(rows: list[int], w: np.ndarray) -> dict[str, float]:
+        return {names[m]: float(x) for m, x in zip(rows, w, strict=True)}
+
     info = {
         "members": names,
-        "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
-        "fold_weights": [
-            {n: float(w) for n, w in zip(names, fw, strict=True)} for fw in fold_weights
+        "scores": p.scores,
+        "floor": pick["floor"],
+        "pools": [
+            {
+                "floor": pool["floor"],
+                "members": [names[m] for m in pool["rows"]],
+                f"val_ndcg@{k}_cross_fitted": pool["ndcg"],
+            }
+            for pool in pools
         ],
+        "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
+        "fold_weights": [by_name(chosen, fw) for fw in pick["fold_weights"]],
         "fit_split": "val",
         "fit_users": int(users.size),
         "folds": p.folds,
@@ -203,7 +257,7 @@ def fit_topn_blend(
         f"val_ndcg@{k}_in_sample": target.ndcg(np.tensordot(weights, z, axes=1), everyone),
         "fit_seconds": time.perf_counter() - t0,
     }
-    blend = TopNBlend(p, names, weights)
+    blend = TopNBlend(p, names, weights, p.scores)
     return blend, {"val": val_metrics, "blend": info}
 
 
@@ -214,7 +268,8 @@ def load_topn_blend(params: Params, data: Processed, folder: Path = TOPN_DIR) ->
         raise MovierecError(f"{path}: no ranking blend; run `dvc repro ensemble_topn`")
     with reading(path), np.load(path) as f:
         names, weights = [str(n) for n in f["names"]], f["weights"]
-    blend = TopNBlend(topn_blend_section(params), names, weights)
+        scores = str(f["scores"]) if "scores" in f else "zscore"
+    blend = TopNBlend(topn_blend_section(params), names, weights, scores)
     used = {n: load_model(n, params, data) for n, w in zip(names, weights, strict=True) if w > 0}
     blend.attach(used, data)
     return blend
@@ -249,6 +304,11 @@ def run_topn_blend(params: Params, processed: Path = PROCESSED) -> dict[str, Any
         "best_epoch": 1,
     }
     with atomic_dir(TOPN_DIR) as tmp:
-        np.savez(tmp / "model.npz", names=np.array(blend.names), weights=blend.weights)
+        np.savez(
+            tmp / "model.npz",
+            names=np.array(blend.names),
+            weights=blend.weights,
+            scores=np.array(blend.scores),
+        )
     write_result("ensemble_topn", result, k)
     return result

@@ -163,8 +163,20 @@ class TopNBlendParams:
     rounds: int = 3  # coordinate-ascent sweeps over the members (stops early without gain)
     folds: int = 2  # cross-fitting folds of val users for the blend's own val estimate
     max_users: int = 3000  # val users the weights are fitted on (sampled by seed; 0 = all)
+    scores: str = "zscore"  # zscore | rank: how each member's rows are made comparable
+    # member pools: those whose val NDCG is >= floor x the best member's; the pool with the
+    # best cross-fitted val NDCG is served
+    floors: list[float] = field(default_factory=lambda: [0.0, 0.6, 0.8, 0.9])
 
     def validate(self, key: str) -> None:
+        if self.scores not in ("zscore", "rank"):
+            raise ConfigError(
+                f"params.yaml: `{key}.scores` must be zscore or rank (got {self.scores!r})"
+            )
+        if not self.floors or any(not 0 <= f <= 1 for f in self.floors):
+            raise ConfigError(
+                f"params.yaml: `{key}.floors` must list fractions between 0 and 1, e.g. [0, 0.9]"
+            )
         if not self.grid or any(w < 0 for w in self.grid):
             raise ConfigError(f"params.yaml: `{key}.grid` must list weights >= 0")
         if self.rounds < 1:

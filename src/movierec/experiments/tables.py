@@ -90,6 +90,16 @@ def ranking(path: Path) -> str:
             f"| {name} | {_fmt(r.get('val_ndcg@10'))} | {_fmt(r.get('test_ndcg@10'))} | "
             f"{r.get('fit_seconds', 0):.2f} | {r.get('eval_seconds', 0):.2f} |"
         )
+    blend = record.get("ensemble_topn") or {}
+    pair = (blend.get("vs_members") or {}).get(blend.get("best_member"))
+    if pair:
+        lines += [
+            "",
+            f"ensemble_topn vs {blend['best_member']} (the best member on val), test NDCG@10 "
+            f"over {pair['users']:,} users: {pair['difference']:+.4f} "
+            f"[{pair['ci_low']:+.4f}, {pair['ci_high']:+.4f}], Wilcoxon p = {pair['p_value']:.2g} "
+            f"(Holm over the {len(blend['vs_members'])} members {pair['p_holm']:.2g}).",
+        ]
     return "\n".join(lines)
 
 
