@@ -202,6 +202,7 @@ def fit_topn_blend(
     singles = {n: target.ndcg(z[m], everyone) for m, n in enumerate(names)}
     fold = rng.permutation(users.size) % p.folds
     pools: list[dict[str, Any]] = []
+    pick: dict[str, Any] = {}  # the best pool so far, with its out-of-fold scores (one kept)
     for floor in sorted(set(p.floors)):
         chosen = [m for m, n in enumerate(names) if singles[n] >= floor * max(singles.values())]
         if pools and chosen == pools[-1]["rows"]:
@@ -213,16 +214,10 @@ def fit_topn_blend(
             w = coordinate_ascent(z[chosen], target, fit_rows, p.grid, p.rounds)
             fold_weights.append(w)
             oof[held] = np.tensordot(w, z[chosen][:, held], axes=1)
-        pools.append(
-            {
-                "floor": floor,
-                "rows": chosen,
-                "oof": oof,
-                "fold_weights": fold_weights,
-                "ndcg": target.ndcg(oof, everyone),
-            }
-        )
-    pick = max(pools, key=lambda pool: pool["ndcg"])  # the lowest floor on a tie
+        pool = {"floor": floor, "rows": chosen, "ndcg": target.ndcg(oof, everyone)}
+        pools.append(pool)
+        if not pick or pool["ndcg"] > pick["ndcg"]:  # the lowest floor on a tie
+            pick = pool | {"oof": oof, "fold_weights": fold_weights}
     chosen, oof = pick["rows"], pick["oof"]
     weights = np.zeros(len(names), dtype=np.float32)
     weights[chosen] = coordinate_ascent(z[chosen], target, everyone, p.grid, p.rounds)
