@@ -69,6 +69,22 @@ def test_ranking_table_states_the_blend_against_its_best_member(tmp_path):
     )
 
 
+def test_ranking_table_marks_refitted_tests_and_states_the_settings(tmp_path):
+    from movierec.experiments.tables import ranking
+
+    record = {
+        "_protocol": {"refit": True, "overrides": {"models.sasrec.dropout": 0.2}},
+        "sasrec": {"val_ndcg@10": 0.11, "test_ndcg@10": 0.12, "refit": True},
+        "pop": {"val_ndcg@10": 0.05, "test_ndcg@10": 0.06},
+    }
+    (tmp_path / "r.json").write_text(json.dumps(record))
+    table = ranking(tmp_path / "r.json").splitlines()
+    assert table[2].startswith("| sasrec | 0.1100 | 0.1200* |")
+    assert table[3].startswith("| pop | 0.0500 | 0.0600 |")
+    assert table[-1].startswith("\\* test from a copy refitted on train + val")
+    assert table[-1].endswith("settings: `models.sasrec.dropout=0.2`.")
+
+
 def test_a_hand_edited_figure_is_stale_until_rewritten(tmp_path):
     page = "intro\n\n<!-- table: summary metrics/leaderboard.json -->\n<!-- /table -->\n\nafter\n"
     root = _project(tmp_path, page)

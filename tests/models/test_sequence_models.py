@@ -284,3 +284,51 @@ def test_sasrec_refuses_a_softmax_that_cannot_fit_before_its_first_step():
     assert f"`models.sasrec.batch_size` to {fits} or less" in line and fits == 458
     with pytest.raises(ConfigError, match="lower `models.sasrec.max_len`"):
         model.check_memory(62_423, 10 * 2**20)
+
+
+def test_sasrec_windows_hold_every_training_transition_once(sessions):
+    """``history: all`` cuts each user's training movies into windows overlapping by one:
+    every (movie, next movie) pair of train appears once, in time order, and the latest
+    window is the sequence ``history: latest`` trains on."""
+    from movierec.models.sasrec import training_windows, user_sequences
+
+    data = sessions.for_training()
+    pad = data.n_items
+    windows = training_windows(data, 7)
+    pairs = sorted(
+        (int(a), int(b))
+        for w in windows
+        for a, b in zip(w[:-1], w[1:], strict=True)
+        if a != pad and b != pad
+    )
+    train = data.ratings.filter(pl.col("split") == "train")
+    expected = []
+    for _, part in train.group_by("user", maintain_order=True):
+        movies = part["item"].to_list()
+        expected += list(zip(movies[:-1], movies[1:], strict=True))
+    assert pairs == sorted(expected)
+    latest = training_windows(data, 7, "latest")
+    rows = user_sequences(data, 7)
+    assert np.array_equal(latest, rows[(rows != pad).sum(1) >= 2])
+
+
+def test_sasrec_refit_reads_val_as_each_users_latest_movie(tmp_path):
+    """On the leave-last split a refit (train.refit) folds val into train; the sequence a
+    user is ranked from then ends with their val movie, the one just before test."""
+    from movierec.models.sasrec import user_sequences
+
+    frame, n_items = _sessions(n_users=30, per_user=12, n_items=40)
+    rng = np.random.default_rng(3)
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(1 << 30)))
+    _write(tmp_path / "raw", shuffled, n_items)
+    params = parse_params(
+        {"data": {"dataset": "synthetic", "split": {"strategy": "leave_last"}}}
+    )
+    preprocess(tmp_path / "raw" / "raw", tmp_path / "ll", params.data, seed=5)
+    data = load_processed(tmp_path / "ll")
+    assert MODELS["sasrec"][0].refits()
+    merged = user_sequences(data.with_val_in_train(), 12)
+    val = data.splits["val"]
+    assert np.array_equal(merged[val.user, -1], val.item)
+    first = user_sequences(data, 12)
+    assert np.array_equal(merged[val.user, :-1], first[val.user, 1:])  # shifted by one

@@ -79,17 +79,32 @@ def bench(path: Path) -> str:
 
 
 def ranking(path: Path) -> str:
-    """``bench/ranking.py`` results: val selects, test reports, with the seconds."""
+    """``bench/ranking.py`` results: val selects, test reports, with the seconds (a refit's
+    test marked ``*``; the run's protocol settings, under ``_protocol``, in a line below)."""
     record = _json(path)
+    protocol = record.pop("_protocol", {})
     lines = [
         "| model | val NDCG@10 | test NDCG@10 | fit s | eval s |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in sorted(record.items(), key=lambda kv: -(kv[1].get("test_ndcg@10") or 0)):
         lines.append(
-            f"| {name} | {_fmt(r.get('val_ndcg@10'))} | {_fmt(r.get('test_ndcg@10'))} | "
+            f"| {name} | {_fmt(r.get('val_ndcg@10'))} | {_fmt(r.get('test_ndcg@10'))}"
+            f"{'*' if r.get('refit') else ''} | "
             f"{r.get('fit_seconds', 0):.2f} | {r.get('eval_seconds', 0):.2f} |"
         )
+    notes = []
+    if protocol.get("refit"):
+        notes.append(
+            "\\* test from a copy refitted on train + val for the epochs val selected "
+            "(each user's val rating is history)"
+        )
+    if protocol.get("overrides"):
+        notes.append(
+            "settings: " + ", ".join(f"`{k}={v}`" for k, v in protocol["overrides"].items())
+        )
+    if notes:
+        lines += ["", "; ".join(notes) + "."]
     blend = record.get("ensemble_topn") or {}
     pair = (blend.get("vs_members") or {}).get(blend.get("best_member"))
     if pair:

@@ -11,8 +11,10 @@ The transformer block is the one BST uses; causality and padding are masks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+import polars as pl
 import torch
 from torch import nn
 
@@ -38,6 +40,9 @@ class SASRecParams(TrainConfig):
     blocks: int = 2
     max_len: int = 50  # latest training movies a user's sequence keeps
     dropout: float = 0.5
+    # latest: each user's latest max_len + 1 training movies; all: every training
+    # transition, in windows of max_len + 1 (a long history's start too)
+    history: Literal["latest", "all"] = "all"
 
     def validate(self, key: str) -> None:
         super().validate(key)
@@ -50,18 +55,47 @@ class SASRecParams(TrainConfig):
         checks.fraction(key, dropout=self.dropout)
 
 
+def _train_in_order(data: Processed) -> tuple[np.ndarray, np.ndarray]:
+    """Train's users and movies grouped by user, each user's in time order: read
+    from ``ratings.parquet``'s rows, which are in time order per user, so a refit's train
+    (val folded in) keeps every user's order."""
+    train = data.ratings.filter(pl.col("split") == "train")
+    user = train["user"].to_numpy().astype(np.int64)
+    order = np.argsort(user, kind="stable")
+    return user[order], train["item"].to_numpy().astype(np.int64)[order]
+
+
 def user_sequences(data: Processed, length: int) -> np.ndarray:
     """``(n_users, length)`` each user's latest ``length`` training movies, oldest first,
-    left-padded with ``n_items`` (rows of ``ratings.parquet`` are in time order per user)."""
-    train = data.splits["train"]
+    left-padded with ``n_items``: what a user's ranking is read from."""
+    user, item = _train_in_order(data)
     out = np.full((data.n_users, length), data.n_items, dtype=np.int64)
-    order = np.argsort(train.user, kind="stable")  # keeps each user's time order
-    user, item = train.user[order], train.item[order]
     ends = np.searchsorted(user, np.arange(data.n_users), side="right")
     from_end = ends[user] - np.arange(len(user))  # 1 = the user's latest movie
     keep = from_end <= length
     out[user[keep], length - from_end[keep]] = item[keep]
     return out
+
+
+def training_windows(data: Processed, length: int, history: str = "all") -> np.ndarray:
+    """``(windows, length)`` training movies, oldest first, left-padded with ``n_items``.
+
+    ``history="all"``: every training transition of every user, once — each user's movies
+    cut from the latest backwards into windows of ``length`` that overlap by one movie
+    (the last input of one window is the first of the next). ``"latest"``: only each
+    user's latest window, which drops the start of a long history."""
+    user, item = _train_in_order(data)
+    counts = np.bincount(user, minlength=data.n_users)
+    starts = np.cumsum(counts) - counts
+    per_user = np.where(counts >= 2, -(-(counts - 1) // (length - 1)), 0)
+    if history == "latest":
+        per_user = np.minimum(per_user, 1)
+    owner = np.repeat(np.arange(data.n_users), per_user)
+    back = np.arange(len(owner)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+    ends = starts[owner] + counts[owner] - back * (length - 1)  # exclusive
+    index = ends[:, None] - length + np.arange(length)[None, :]
+    inside = index >= starts[owner][:, None]
+    return np.where(inside, item[np.clip(index, 0, None)], data.n_items)
 
 
 class SASRecModule(nn.Module):
@@ -119,6 +153,12 @@ class SASRec(Ranker, TorchRecommender):
     provides = frozenset({"movie_vectors"})
     movie_table = "item.weight"
 
+    @classmethod
+    def refits(cls) -> bool:
+        """Unlike BST's windows, the sequences are read from the rows of train, so a refit
+        on train + val has each user's val movie as the latest before test."""
+        return True
+
     def _check_order(self, data: Processed) -> None:
         if not data.meta.get("has_timestamps"):
             raise DataError(
@@ -155,9 +195,8 @@ class SASRec(Ranker, TorchRecommender):
     def train_inputs(self, data: Processed) -> dict[str, torch.Tensor]:
         self.check_memory(data.n_items, available_bytes(str(self.device_)))
         # max_len inputs plus the movie each one predicts; users with fewer than 2 movies teach nothing
-        seq = user_sequences(data, self.params.max_len + 1)
-        useful = (seq != data.n_items).sum(1) >= 2
-        return {"seq": torch.from_numpy(seq[useful])}
+        seq = training_windows(data, self.params.max_len + 1, self.params.history)
+        return {"seq": torch.from_numpy(seq)}
 
     def validation(self, data: Processed, ctx: FitContext):
         return ctx.ranking_validation(self, data)
