@@ -123,3 +123,38 @@ def test_a_negative_budget_is_a_config_error(section):
 
         read = train_section if section == "train" else eval_section
         read(parse_params({section: {"max_hours": -1}}))
+
+
+def test_trainer_counts_each_validation_when_it_validates_every_k_epochs():
+    """Validating every 5th epoch: epoch 1's training alone is within budget, and the run
+    is refused once the first validation shows its share (20 of them), not after it."""
+    import time
+
+    from movierec.train.trainer import TrainConfig, Trainer, Validation, judged_epochs
+
+    assert judged_epochs(100, 5) == 20 and judged_epochs(7, 5) == 2 and judged_epochs(3, 1) == 3
+    validations = []
+
+    def slow(_module):
+        validations.append(1)
+        time.sleep(0.05)  # 20 validations: 1 s, over the 0.5 s budget
+        return {"score": float(len(validations))}
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def loss(self, batch):
+            return ((self.w - batch["x"]) ** 2).mean()
+
+    trainer = Trainer(
+        TrainConfig(epochs=100, batch_size=10, validate_every=5, patience=100),
+        device=torch.device("cpu"),
+        seed=0,
+        progress=False,
+        budget=Budget(0.5 / 3600, "training tiny", "train.max_hours", "validate less often"),
+    )
+    with pytest.raises(BudgetError, match=r"training tiny would take about 1 s here"):
+        trainer.fit(Tiny(), {"x": torch.ones(10)}, Validation("score", True, slow))
+    assert len(validations) == 1  # refused at epoch 5, after its one validation

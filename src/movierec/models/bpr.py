@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from movierec.config import checks
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext
-from movierec.models.ranking import Ranker
+from movierec.models.ranking import Ranker, positive_pairs
 from movierec.models.torch_base import TorchRecommender
 from movierec.train.trainer import Batch, TrainConfig
 
@@ -94,12 +93,7 @@ class BPR(Ranker, TorchRecommender):
         return BPRModule(data.n_users, data.n_items, p.factors, p.negatives, p.reg)
 
     def train_inputs(self, data: Processed) -> dict[str, torch.Tensor]:
-        train = data.splits["train"]
-        keep = train.rating >= self.params.min_rating
-        return {
-            "user": torch.from_numpy(train.user[keep].astype(np.int64)),
-            "item": torch.from_numpy(train.item[keep].astype(np.int64)),
-        }
+        return positive_pairs(data, self.params.min_rating)
 
     def validation(self, data: Processed, ctx: FitContext):
         return ctx.ranking_validation(self, data)

@@ -12,7 +12,7 @@ from torch import nn
 from movierec.config import checks
 from movierec.config.params import ConfigError
 from movierec.data.processed import Processed
-from movierec.models.layers import NetworkParams, PairTerm, fold_tail, pair_rows
+from movierec.models.layers import ByteDropout, NetworkParams, PairTerm, fold_tail, pair_rows
 from movierec.models.torch_base import TorchRecommender
 from movierec.train.trainer import Optimizer, Schedule, TrainConfig
 
@@ -218,11 +218,11 @@ class EmbeddingTrunk(nn.Module):
         self.item = nn.Embedding(n_items, dim)
         nn.init.normal_(self.user.weight, 0.0, 0.01)
         nn.init.normal_(self.item.weight, 0.0, 0.01)
-        self.emb_drop = nn.Dropout(emb_dropout)
+        self.emb_drop = ByteDropout(emb_dropout)
         blocks: list[nn.Module] = []
         width = 3 * dim if product else 2 * dim
         for size in layers:
-            blocks += [nn.Linear(width, size), nn.ReLU(), nn.BatchNorm1d(size), nn.Dropout(dropout)]
+            blocks += [nn.Linear(width, size), nn.ReLU(), nn.BatchNorm1d(size), ByteDropout(dropout)]
             width = size
         self.blocks = nn.Sequential(*blocks)
         self.out_dim = width

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +26,7 @@ from movierec.config import checks
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext
 from movierec.models.embedding import EmbeddingTrunk, MLPParams, TrunkHead
-from movierec.models.ranking import Ranker
+from movierec.models.ranking import Ranker, positive_pairs
 from movierec.models.torch_base import TorchRecommender
 from movierec.train.trainer import Batch
 
@@ -119,12 +118,7 @@ class MLPRank(Ranker, TorchRecommender):
         return NeuMF(trunk, data.n_users, data.n_items, p.gmf_dim, p.negatives, p.objective)
 
     def train_inputs(self, data: Processed) -> dict[str, torch.Tensor]:
-        train = data.splits["train"]
-        keep = train.rating >= self.params.min_rating
-        return {
-            "user": torch.from_numpy(train.user[keep].astype(np.int64)),
-            "item": torch.from_numpy(train.item[keep].astype(np.int64)),
-        }
+        return positive_pairs(data, self.params.min_rating)
 
     def validation(self, data: Processed, ctx: FitContext):
         return ctx.ranking_validation(self, data)

@@ -55,11 +55,16 @@ class Budget:
         step. ``final``: the measurement is complete (an epoch), so no probe wait."""
         if self.hours <= 0 or fraction <= 0 or (elapsed < PROBE_SECONDS and not final):
             return
-        projected = setup + elapsed / min(fraction, 1.0)
-        if projected > self.hours * 3600:
+        self.check_run(setup + elapsed / min(fraction, 1.0), setup + elapsed)
+
+    def check_run(self, projected: float, spent: float) -> None:
+        """Refuse a whole run ``projected`` to take that many seconds, measured from the
+        first ``spent`` (a projection built from parts: an epoch's training times the
+        epochs, plus a validation times the validations)."""
+        if self.hours > 0 and projected > self.hours * 3600:
             raise BudgetError(
                 f"{self.what} would take about {duration(projected)} here (projected from "
-                f"its first {duration(setup + elapsed)}), over `{self.param}` = {self.hours:g} h; "
+                f"its first {duration(spent)}), over `{self.param}` = {self.hours:g} h; "
                 f"{self.advice}, or raise `{self.param}` (0 = no limit)"
             )
 

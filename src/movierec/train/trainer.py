@@ -246,6 +246,11 @@ def predict_tensors(module: nn.Module, data: Batch, batch_size: int = 65536) -> 
     return torch.cat(out) if out else torch.empty(0, device="cpu")
 
 
+def judged_epochs(epochs: int, validate_every: int) -> int:
+    """How many epochs of a run are validated: every ``validate_every``-th, and the last."""
+    return epochs // validate_every + (epochs % validate_every > 0)
+
+
 class Trainer:
     """Fits a module on in-memory tensors with early stopping on a validation metric
     (RMSE on the val ratings unless a :class:`Validation` says otherwise)."""
@@ -317,6 +322,8 @@ class Trainer:
         best_state = None if keep_last else copy.deepcopy(module.state_dict())
         history: list[EpochLog] = []
         bad_epochs = 0
+        first_epoch_seconds = 0.0
+        budget_judged = False  # whether the budget has seen a validation's cost yet
         start = time.perf_counter()
         seconds_to_best = 0.0
         disable = None if self.progress is None else not self.progress  # None: only on a terminal
@@ -360,16 +367,27 @@ class Trainer:
                 distributed.all_sum(total, world)
                 rows = int(distributed.all_sum(torch.tensor(rows, device=self.device), world))
             judged = keep_last or epoch % cfg.validate_every == 0 or epoch == cfg.epochs
+            if epoch == 1:
+                first_epoch_seconds = time.perf_counter() - t0  # training alone
             metrics: dict[str, float] = {}
+            validation_seconds = 0.0
             if judged and not keep_last:
+                v0 = time.perf_counter()
                 metrics = distributed.broadcast(
                     val.compute(module) if world.is_main else None, world
                 )
+                validation_seconds = time.perf_counter() - v0
             train_loss = float(total) / rows
             value = train_loss if keep_last else metrics.get(val.key, math.nan)
             seconds = time.perf_counter() - t0
-            if epoch == 1 and budget is not None:  # now with validation's share too
-                budget.check(seconds, 1 / cfg.epochs, final=True)
+            if budget is not None and (epoch == 1 or (judged and not budget_judged)):
+                # every epoch's training plus every validation's share, once both are known
+                budget.check_run(
+                    first_epoch_seconds * cfg.epochs
+                    + validation_seconds * judged_epochs(cfg.epochs, cfg.validate_every),
+                    time.perf_counter() - start,
+                )
+                budget_judged = judged
             if not math.isfinite(train_loss):
                 raise ConfigError(
                     f"training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"
