@@ -15,7 +15,7 @@ cannot say.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -35,10 +35,11 @@ Objective = Literal["bce", "bpr", "softmax"]
 
 @dataclass
 class MLPRankParams(MLPParams):
+    layers: list[int] = field(default_factory=lambda: [128, 64])
     objective: Objective = "bce"  # bce (NCF's log loss) | bpr | softmax (sampled)
     negatives: int = 4  # uniform negatives per positive
     gmf_dim: int = 32  # the dot-product half's size (0: the tower alone)
-    min_rating: float = 0.0  # positives: training ratings at or above this (0 = all)
+    min_rating: float = 3.0  # positives: training ratings at or above this (0 = all)
     batch_size: int = 1024  # positives per step (each with its negatives)
     epochs: int = 20
     patience: int = 20
