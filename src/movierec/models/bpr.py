@@ -19,8 +19,8 @@ from torch import nn
 from movierec.config import checks
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext
-from movierec.models.ranking import Ranker, positive_pairs
-from movierec.models.torch_base import TorchRecommender
+from movierec.models.ranking import Ranker
+from movierec.models.torch_base import TorchRecommender, positive_pairs
 from movierec.train.trainer import Batch, TrainConfig
 
 

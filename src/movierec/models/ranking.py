@@ -13,7 +13,6 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from movierec.data.processed import Processed
 from movierec.models.base import FitContext, FitReport, Recommender
@@ -40,17 +39,6 @@ def weigh(ratings: sp.spmatrix, weighting: Weighting, top: float) -> sp.csr_matr
         x.data /= np.float32(top)
     x.eliminate_zeros()
     return x
-
-
-def positive_pairs(data: Processed, min_rating: float) -> dict[str, torch.Tensor]:
-    """The (user, movie) pairs a sampled-negative ranker learns to put first: the training
-    ratings at or above ``min_rating`` (0: every rating)."""
-    train = data.splits["train"]
-    keep = train.rating >= min_rating
-    return {
-        "user": torch.from_numpy(train.user[keep].astype(np.int64)),
-        "item": torch.from_numpy(train.item[keep].astype(np.int64)),
-    }
 
 
 class Ranker(Recommender):

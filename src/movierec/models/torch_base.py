@@ -203,3 +203,14 @@ class TorchRecommender(Recommender):
         self.module_ = self.build(data)
         self.module_.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
         self.module_.to(self.device_).eval()
+
+
+def positive_pairs(data: Processed, min_rating: float) -> dict[str, torch.Tensor]:
+    """The (user, movie) pairs a sampled-negative ranker learns to put first: the training
+    ratings at or above ``min_rating`` (0: every rating)."""
+    train = data.splits["train"]
+    keep = train.rating >= min_rating
+    return {
+        "user": torch.from_numpy(train.user[keep].astype(np.int64)),
+        "item": torch.from_numpy(train.item[keep].astype(np.int64)),
+    }
