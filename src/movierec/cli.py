@@ -203,6 +203,25 @@ def cmd_check_repro(args: argparse.Namespace) -> None:
         raise SystemExit(code)
 
 
+def cmd_check_lock(args: argparse.Namespace) -> None:
+    from movierec.pipeline.lockcheck import check_lock, report
+
+    problems = check_lock()
+    if args.verbose:
+        for line in problems:
+            print(f"  {line}")
+    print(report(problems))
+    if problems:
+        raise SystemExit(1)
+
+
+def cmd_check_params(args: argparse.Namespace) -> None:
+    from movierec.pipeline.params import load_params
+
+    load_params()  # every section, every family's block and the active profile
+    print("check-params: params.yaml and the active profile are valid")
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     from movierec.experiments.compare import compare
 
@@ -492,6 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", default="repro-tolerance.yaml", help="tolerance file")
     p.add_argument("--no-run", action="store_true", help="only compare the current workspace")
     p.set_defaults(func=cmd_check_repro)
+
+    p = sub.add_parser(
+        "check-lock",
+        help="fail if the committed dvc.lock does not match the code and params (no data needed)",
+    )
+    p.add_argument("--verbose", action="store_true", help="list what is stale in each stage")
+    p.set_defaults(func=cmd_check_lock)
+
+    sub.add_parser(
+        "check-params", help="check every section of params.yaml and the active profile"
+    ).set_defaults(func=cmd_check_params)
 
     p = sub.add_parser("serve", help="a JSON API over the trained models (FastAPI, uvicorn)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")

@@ -131,3 +131,25 @@ def test_a_failed_repeat_run_names_a_staged_index_as_the_likely_cause(tmp_path):
     assert staged_hint(tmp_path) == ""  # nothing staged: the plain failure message
     subprocess.run(["git", "add", "params.yaml"], check=True, cwd=tmp_path)
     assert re.search(r"1 staged change\(s\).*git reset", staged_hint(tmp_path))
+
+
+def test_render_reads_from_the_first_to_the_second_and_folds_unchanged_models():
+    from types import SimpleNamespace
+
+    from movierec.experiments.compare import render
+
+    a, b = SimpleNamespace(rev="main"), SimpleNamespace(rev="workspace")
+    rows = [
+        {"model": "bias", "metric": "rmse", "a": 0.95, "b": 0.94, "change": -0.01,
+         "p_holm": 0.01, "ci_low": -0.02, "ci_high": -0.005, "verdict": "significantly better"},
+        {"model": "ease", "metric": "ndcg@10", "a": 0.34, "b": 0.34, "change": 0.0,
+         "p_holm": 1.0, "verdict": "unchanged"},
+        {"model": "pop", "metric": "ndcg@10", "a": 0.13, "b": 0.13, "change": 0.0,
+         "p_holm": 1.0, "verdict": "unchanged"},
+    ]
+    text = render(a, b, rows)
+    assert text.startswith("# main -> workspace")
+    assert "change = workspace minus main" in text
+    assert "| bias | rmse | 0.9500 | 0.9400 | -0.0100" in text
+    assert "| ease |" not in text and "| pop |" not in text
+    assert "2 model(s) unchanged (identical figures): ease, pop." in text

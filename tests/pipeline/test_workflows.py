@@ -16,11 +16,22 @@ import yaml
 from movierec.config.params import load_params
 from movierec.data.processed import load_processed
 from movierec.models.registry import MODELS, providing, trainable
-from movierec.pipeline.fingerprints import fingerprint, step_files, steps, write_fingerprints
+from movierec.pipeline.fingerprints import (
+    PER_FAMILY,
+    fingerprint,
+    fingerprint_files,
+    step_files,
+    steps,
+    write_fingerprints,
+)
 from movierec.pipeline.train_step import train_model
 from movierec.store.paths import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _code_dep(name: str) -> str:
+    return f"data/code/{name}/${{item}}.txt" if name in PER_FAMILY else f"data/code/{name}.txt"
 
 
 def test_each_stage_depends_on_its_steps_code_fingerprint():
@@ -28,13 +39,13 @@ def test_each_stage_depends_on_its_steps_code_fingerprint():
     code = stages.pop("fingerprint")
     assert code["deps"] == ["src/movierec", "stages"]
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in code["outs"]}
-    assert outs == {f"data/code/{name}.txt" for name in stages}
+    assert outs == {_code_dep(name).removesuffix("/${item}.txt") for name in stages}
     assert sorted(stages) == steps(ROOT)
     for name, entry in stages.items():
         entry = entry.get("do", entry)
         script = (ROOT / "stages" / f"{name}.py").read_text()
         assert f'run_step("{name}"' in script, f"stages/{name}.py must call its step"
-        assert f"data/code/{name}.txt" in entry["deps"], name
+        assert _code_dep(name) in entry["deps"], name
         assert not [d for d in entry["deps"] if d.startswith(("src/", "stages/"))], name
 
 
@@ -48,32 +59,107 @@ def test_no_stage_script_shadows_a_standard_module():
     assert not clashes
 
 
+def _listed(text: str) -> list[str]:
+    return [line.split("  ", 1)[1] for line in text.splitlines()]
+
+
 def test_fingerprint_lists_exactly_the_code_a_step_runs():
     src = ROOT / "src"
     for name in steps(ROOT):
-        listed = [line.split("  ", 1)[1] for line in fingerprint(ROOT, name).splitlines()]
-        files = {str(p.relative_to(ROOT)) for p in step_files(src, name)}
+        family = "ease" if name in PER_FAMILY else None
+        listed = _listed(fingerprint(ROOT, name, family))
+        files = {str(p.relative_to(ROOT)) for p in step_files(src, name, family)}
         assert listed[0] == f"stages/{name}.py"
-        assert set(listed[1:]) == files, name
-    assert "src/movierec/pipeline/train_step.py" in fingerprint(ROOT, "train")
-    assert "src/movierec/pipeline/train_step.py" not in fingerprint(ROOT, "evaluate")
-    assert "src/movierec/cli.py" not in fingerprint(ROOT, "train")
+        table = "src/movierec/models/families.py"
+        assert {t.split(" (rows")[0] for t in listed[1:]} == files, name
+    assert "src/movierec/pipeline/train_step.py" in fingerprint(ROOT, "train", "ease")
+    assert "src/movierec/pipeline/train_step.py" not in fingerprint(ROOT, "evaluate", "ease")
+    assert "src/movierec/cli.py" not in fingerprint(ROOT, "train", "ease")
+    assert f"{table} (rows ease)" in _listed(fingerprint(ROOT, "train", "ease"))
 
 
-def test_fingerprints_change_only_for_the_steps_whose_code_changed(tmp_path):
+def test_a_stage_holds_only_the_families_it_runs():
+    """Editing one family reruns its own stages and what reads every family, no other."""
+    families = {f"src/movierec/models/{m}.py" for m in ("recvae", "ease", "classic", "embedding")}
+    for step in ("download", "preprocess", "profiles", "custom", "significance", "report"):
+        assert not families & set(_listed(fingerprint(ROOT, step))), step
+    ease = set(_listed(fingerprint(ROOT, "train", "ease")))
+    assert "src/movierec/models/ease.py" in ease and "src/movierec/models/recvae.py" not in ease
+    assert not [f for f in ease if "torch_base" in f], "EASE loads no torch family code"
+    assert "src/movierec/models/recvae.py" in _listed(fingerprint(ROOT, "evaluate", "recvae"))
+    assert "src/movierec/models/word2vec.py" in _listed(fingerprint(ROOT, "neighbours"))
+    assert "src/movierec/models/recvae.py" not in _listed(fingerprint(ROOT, "neighbours"))
+
+
+def _copy_code(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     shutil.copytree(ROOT / "src" / "movierec", root / "src" / "movierec")
     shutil.copytree(ROOT / "stages", root / "stages")
+    return root
+
+
+def test_fingerprints_change_only_for_the_steps_whose_code_changed(tmp_path):
+    root = _copy_code(tmp_path)
     out = root / "data" / "code"
     first = write_fingerprints(root, out)
-    assert len(first) == len(steps(ROOT)) and all("source files" in line for line in first)
-    before = {p.name: p.read_text() for p in out.iterdir()}
+    assert len(first) == len(fingerprint_files(ROOT)) and all("source files" in x for x in first)
+    before = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.txt")}
     assert write_fingerprints(root, out) == ["no step's code changed"]
     stage_py = root / "src" / "movierec" / "pipeline" / "train_step.py"
     stage_py.write_text(stage_py.read_text() + "\n# edited\n")
-    assert write_fingerprints(root, out) == ["train: changed src/movierec/pipeline/train_step.py"]
-    after = {p.name: p.read_text() for p in out.iterdir()}
-    assert [n for n in before if before[n] != after[n]] == ["train.txt"]
+    lines = write_fingerprints(root, out)
+    assert lines and all(x.startswith("train/") and x.endswith("train_step.py") for x in lines)
+    recvae = root / "src" / "movierec" / "models" / "recvae.py"
+    recvae.write_text(recvae.read_text() + "\n# edited\n")
+    changed = {x.split(":")[0] for x in write_fingerprints(root, out)}
+    assert changed == {
+        "train/recvae.txt", "evaluate/recvae.txt", "ensemble.txt", "ensemble_topn.txt", "insight.txt"
+    }
+    after = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.txt")}
+    assert {n for n in before if before[n] != after[n]} == changed | {
+        f"train/{m}.txt" for m in trainable()
+    }
+
+
+def test_registering_a_family_reruns_no_other_familys_stages(tmp_path):
+    """A new row in the family table and a new module: only the new family's fingerprints
+    appear, and the steps that read every family change; download, preprocess and every
+    other family's train and evaluate stay as they were."""
+    root = _copy_code(tmp_path)
+    out = root / "data" / "code"
+    write_fingerprints(root, out)
+    before = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.txt")}
+    models = root / "src" / "movierec" / "models"
+    shutil.copy(models / "pop.py", models / "pop_copy.py")
+    table = models / "families.py"
+    text = table.read_text()
+    row = '    "pop": Family("movierec.models.pop", "Pop", "PopParams"),\n'
+    assert row in text
+    table.write_text(text.replace(row, row + row.replace('"pop"', '"pop_copy"', 1).replace(
+        "models.pop\"", "models.pop_copy\""
+    )))
+    import importlib
+
+    import movierec.models.families as fam
+
+    spec = importlib.util.spec_from_file_location("copied_families", table)
+    copied = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copied)
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(fam, "FAMILIES", copied.FAMILIES)
+    import movierec.pipeline.fingerprints as fps
+
+    monkey.setattr(fps, "FAMILIES", copied.FAMILIES)
+    try:
+        changed = {x.split(":")[0] for x in write_fingerprints(root, out)}
+    finally:
+        monkey.undo()
+    after = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.txt")}
+    assert {"train/pop_copy.txt", "evaluate/pop_copy.txt"} <= changed
+    rerun = {n for n in before if before[n] != after[n]}
+    assert rerun <= {"ensemble.txt", "ensemble_topn.txt", "insight.txt", "report.txt",
+                     "significance.txt"}, rerun
+    assert "src/movierec/models/pop_copy.py" in after["train/pop_copy.txt"]
 
 
 def test_every_step_has_a_stage_and_a_cli_command():
@@ -121,9 +207,7 @@ def _state(name: str) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-@pytest.mark.parametrize(
-    "name", ["bias", "item_knn", "mf_bias", "autorec_item", "rnn", "mlp_rank", "rp3beta", "multvae", "recvae"]
-)
+@pytest.mark.parametrize("name", trainable())  # every family the registry trains, a new one too
 def test_flipping_every_test_rating_leaves_learned_state_identical(tiny_project, name):
     params = load_params()
     train_model(name, params)

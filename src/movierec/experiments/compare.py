@@ -121,7 +121,7 @@ def _same_test_set(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 def compare_sides(a: Side, b: Side, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0):
     """One row per (model, headline metric) present on both sides, ``b - a`` with its test."""
-    from movierec.models.registry import left_out  # deferred: torch and every family
+    from movierec.models.families import left_out
 
     rows: list[dict[str, Any]] = []
     both = set(a.metrics) & set(b.metrics)
@@ -169,16 +169,22 @@ def compare_sides(a: Side, b: Side, n_boot: int = 2000, alpha: float = 0.05, see
 
 
 def render(a: Side, b: Side, rows: list[dict[str, Any]]) -> str:
+    """The table of models whose figures moved; the models that did not are one line
+    (Holm's adjustment still counts every row tested)."""
+    moved = {r["model"] for r in rows if r["change"] != 0}
+    same = sorted({r["model"] for r in rows} - moved)
     lines = [
-        f"# {b.rev} vs {a.rev} (test split)",
+        f"# {a.rev} -> {b.rev} (test split)",
         "",
-        "change = the second minus the first; 95% paired bootstrap interval over test users; "
+        f"change = {b.rev} minus {a.rev}; 95% paired bootstrap interval over test users; "
         "Wilcoxon signed-rank p-value, Holm-adjusted over every row tested.",
         "",
         f"| model | metric | {a.rev} | {b.rev} | change (95% CI) | p (Holm) | verdict |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
+        if r["model"] not in moved:
+            continue
         ci = f" [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if "ci_low" in r else ""
         p = f"{r['p_holm']:.3g}" if "p_holm" in r else "—"
         lines.append(
@@ -187,6 +193,10 @@ def render(a: Side, b: Side, rows: list[dict[str, Any]]) -> str:
         )
     if not rows:
         lines.append("| — | — | — | — | — | — | no model has metrics on both sides |")
+    elif not moved:
+        lines.append("| — | — | — | — | — | — | no model's figures changed |")
+    if same:
+        lines += ["", f"{len(same)} model(s) unchanged (identical figures): {', '.join(same)}."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """``train:`` in params.yaml: which registered families a run trains, and on what.
 
 It lives beside the registry because its first check is that every name in
-``train.models`` is a family the registry can train.
+``train.models`` is a family the train stage fits (read from the family table, importing no family).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from movierec.config import checks
 from movierec.config.params import ConfigError, Params, build_section
-from movierec.models.registry import MODELS, trainable
+from movierec.models.families import FAMILIES, trainable
 
 
 @dataclass
@@ -33,7 +33,7 @@ class TrainSection:
             raise ConfigError(f"params.yaml: `{key}.models` must list at least one model")
         unknown = [m for m in self.models if m not in known]
         if unknown:
-            other = f" ({unknown[0]} comes from its own stage)" if unknown[0] in MODELS else ""
+            other = f" ({unknown[0]} comes from its own stage)" if unknown[0] in FAMILIES else ""
             raise ConfigError(
                 f"params.yaml: `{key}.models` lists unknown model {unknown[0]!r}{other}; "
                 f"known: {', '.join(known)}"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from movierec.config.params import ConfigError, Params
+from movierec.config.params import Params
 from movierec.data.processed import Processed
 from movierec.errors import DataError
 from movierec.models.base import Recommender
-from movierec.models.registry import MODELS, create
+from movierec.models.families import FAMILIES
+from movierec.models.registry import check_known, create
 from movierec.models.selection import train_section
 from movierec.store.files import reading
 from movierec.store.paths import MODELS_DIR, REFIT_DIR
@@ -21,13 +22,8 @@ from movierec.store.paths import MODELS_DIR, REFIT_DIR
 
 def trained_models(params: Params) -> list[str]:
     """Every model the pipeline trains: ``train.models`` plus families of other stages."""
-    extra = [n for n, (cls, _) in MODELS.items() if cls.trained_by != "train"]
+    extra = [n for n, row in FAMILIES.items() if row.stage != "train"]
     return train_section(params).models + extra
-
-
-def check_known(name: str) -> None:
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
 
 
 def check_same_data(folder: Path, data: Processed) -> None:

@@ -23,10 +23,15 @@ ONE_ARGUMENT = {"train": "MODEL", "evaluate": "MODEL", "custom": "ROLE"}
 
 
 def load_params() -> Params:
-    """params.yaml (with its profile), every section validated before any work."""
-    from movierec.pipeline.params import load_params as load_checked  # the registry: torch
+    """params.yaml with its profile: the seed, the data and the profile checked here.
 
-    return load_checked()
+    Each other section is checked by the code that reads it, before that step does any
+    work, so a step's code (and its fingerprint) holds only the sections it reads:
+    ``download`` loads no model family, and ``train@ease`` no other family.
+    ``movierec check-params`` checks every section at once."""
+    from movierec.config.params import load_params as load_data_checked
+
+    return load_data_checked()
 
 
 def _pin_threads() -> None:
@@ -69,7 +74,7 @@ def profiles() -> None:
     from movierec.config.params import active_profile
     from movierec.store.files import write_json
 
-    load_params()  # every section valid, the profile included
+    load_params()  # the seed, the data and the profile's shape (its values: by their stages)
     name, settings = active_profile(load_raw(), Path("profiles.yaml"))
     write_json(PROFILE, {"profile": name, "settings": settings})
     print(f"profiles: active profile {name or 'none'} -> data/profile.json")
@@ -184,7 +189,7 @@ def _report_context(params: Params) -> tuple[int, str, set[str]]:
     words, and the models whose files another run left behind (families this run's
     ``train.models`` drops)."""
     from movierec.config.sections import eval_section
-    from movierec.models.registry import left_out
+    from movierec.models.families import left_out
     from movierec.models.selection import train_section
     from movierec.store.results import read_details
 

@@ -17,9 +17,8 @@ from movierec.data.processed import Processed, load_processed
 from movierec.errors import MovierecError
 from movierec.evaluation.protocol import ranking_validation
 from movierec.models.base import FitContext, Recommender
-from movierec.models.registry import create
+from movierec.models.registry import check_known, create
 from movierec.models.selection import train_section
-from movierec.models.trained import check_known
 from movierec.pipeline.params import check_model_sections
 from movierec.store.curves import CurveLog
 from movierec.store.files import atomic_dir, write_json

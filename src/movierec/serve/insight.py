@@ -9,19 +9,28 @@ release year and mean training rating.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from movierec.blend.saved_rows import model_digest
 from movierec.config.params import Params
 from movierec.config.sections import InsightParams, insight_section  # noqa: F401
 from movierec.data.processed import Processed
 from movierec.models.registry import providing
 from movierec.models.trained import load_model, trained_models
 from movierec.serve.similar import movie_vectors
-from movierec.store.files import atomic_dir, atomic_path, write_text
-from movierec.store.paths import INSIGHT
+from movierec.store.files import atomic_dir, atomic_path, write_json, write_text
+from movierec.store.paths import CODE, INSIGHT, MODELS_DIR
+
+# Which trained state each map and report was made from (not in git: a fresh clone
+# has none and draws every map).
+INSIGHT_KEYS = CODE.parent / "insight" / "keys.json"
 
 
 def main_genre(data: Processed) -> list[str]:
@@ -121,30 +130,85 @@ def unit_report(
     return "\n".join(head) + "\n\n" + "\n".join(blocks)
 
 
+def _model_key(name: str, params: Params, data: Processed, p: InsightParams) -> str:
+    """What a model's map and unit report are made from: its trained state, the data, the
+    insight settings, the seed and the insight code. Equal keys, equal files."""
+    from dataclasses import asdict
+
+    code = CODE / "insight.txt"
+    parts = {
+        "state": [
+            model_digest(f) for f in sorted((MODELS_DIR / name).rglob("model.npz"))
+        ],
+        "data": data.fingerprint(),
+        "insight": asdict(p),
+        "seed": params.seed,
+        "code": code.read_text() if code.is_file() else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _Reuse:
+    """The maps and reports of models whose key is unchanged are copied from the last run
+    instead of made again: retraining one model redraws its own map only."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.path = out, INSIGHT_KEYS
+        self.old: dict[str, str] = {}
+        if self.path.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                self.old = json.loads(self.path.read_text())
+        self.new: dict[str, str] = {}
+
+    def take(self, kind: str, name: str, key: str, target: Path) -> bool:
+        """Copy last run's ``kind/<file>`` into ``target`` if ``name``'s key is unchanged."""
+        self.new[f"{kind}/{name}"] = key
+        previous = self.out / kind / target.name
+        if self.old.get(f"{kind}/{name}") != key or not previous.is_file():
+            return False
+        shutil.copyfile(previous, target)
+        return True
+
+    def save(self) -> None:
+        write_json(self.path, self.new)
+
+
 def run_insight(params: Params, data: Processed, out: Path = INSIGHT) -> list[str]:
     """Maps for every trained model with movie vectors, unit reports for every model with
-    hidden units; returns one line per written file. Models are asked, never named."""
+    hidden units; returns one line per written file. Models are asked, never named; a
+    model whose state did not change keeps last run's files (:class:`_Reuse`)."""
     p = insight_section(params)
     names = trained_models(params)
+    reuse = _Reuse(out)
+    keys = {n: _model_key(n, params, data, p) for n in names if (MODELS_DIR / n).is_dir()}
     lines = []
     with atomic_dir(out / "maps") as maps:
         for name in providing("movie_vectors", names):
+            target = maps / f"{name}.csv"
+            if name in keys and reuse.take("maps", name, keys[name], target):
+                lines.append(f"{name}: t-SNE map unchanged (same model) -> {out}/maps/{name}.csv")
+                continue
             vectors, has = movie_vectors(name, data, params)
             frame = tsne_map(vectors, has, data, p, params.seed)
             frame = frame.with_columns(pl.lit(name).alias("model"))  # the map's caption
-            write_csv(frame, maps / f"{name}.csv")
+            write_csv(frame, target)
             lines.append(f"{name}: t-SNE map of {frame.height} movies -> {out}/maps/{name}.csv")
     with atomic_dir(out / "units") as units:
         reported = providing("hidden_units", names)
         for name in reported:
+            target = units / f"{name}.md"
+            if name in keys and reuse.take("units", name, keys[name], target):
+                lines.append(f"{name}: hidden units unchanged (same model) -> {out}/units/{name}.md")
+                continue
             model = load_model(name, params, data)
             acts = model.hidden_units(data, "val", p.layer)
             text = unit_report(name, acts, data.splits["val"].item, data, p.top, params.seed)
-            write_text(units / f"{name}.md", text)
+            write_text(target, text)
             lines.append(f"{name}: hidden units -> {out}/units/{name}.md")
         index = ["# Hidden-unit reports", ""] + (
             [f"- [{n}]({n}.md)" for n in reported]
             or ["No model in train.models has hidden units to report."]
         )
         write_text(units / "index.md", "\n".join(index) + "\n")
+    reuse.save()
     return lines
