@@ -223,9 +223,10 @@ def test_same_seed_identical_predictions(small_planted, name):
         extra |= {"dim": 16, "heads": 2, "batch_size": 256}
     a, _ = _fit(name, data, **extra)
     b, _ = _fit(name, data, **extra)
-    assert np.array_equal(a.predict_split(data, "test"), b.predict_split(data, "test"))
+    if MODELS[name][0].predicts_ratings:
+        assert np.array_equal(a.predict_split(data, "test"), b.predict_split(data, "test"))
     users = np.arange(8)
-    assert np.array_equal(a.score_users(users), b.score_users(users))
+    assert np.array_equal(a.score_users(users), b.score_users(users), equal_nan=True)
 
 
 @pytest.mark.parametrize("name", trainable())

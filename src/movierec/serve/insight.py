@@ -137,8 +137,10 @@ def _model_key(name: str, params: Params, data: Processed, p: InsightParams) -> 
 
     code = CODE / "insight.txt"
     parts = {
-        "state": [
-            model_digest(f) for f in sorted((MODELS_DIR / name).rglob("model.npz"))
+        "state": [  # every file of its trained state (model.npz, vectors.kv, the refit ...)
+            (f.relative_to(MODELS_DIR).as_posix(), model_digest(f))
+            for f in sorted((MODELS_DIR / name).rglob("*"))
+            if f.is_file()
         ],
         "data": data.fingerprint(),
         "insight": asdict(p),
