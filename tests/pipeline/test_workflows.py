@@ -340,11 +340,12 @@ def test_tune_without_optuna_is_one_line(tiny_project, monkeypatch, capsys):
         ("evaluate", {"k": [0]}, "evaluate.k"),
     ],
 )
-def test_every_step_validates_every_section_before_any_work(tiny_project, section, edit, key):
-    """A typo in any section stops the first stage that runs (here: download), not the
-    stage that reads it minutes later."""
+def test_every_section_is_checked_at_once_by_check_params(tiny_project, section, edit, key):
+    """A typo in any section is one line naming the key from `movierec check-params` (CI runs
+    it first); each stage checks the sections it reads before it does any work, so a
+    stage's code, and its fingerprint, hold no other family's checks."""
     from movierec.errors import ConfigError
-    from movierec.pipeline.steps import load_params as step_params
+    from movierec.pipeline.params import load_params as step_params
 
     params = yaml.safe_load((tiny_project / "params.yaml").read_text())
     params[section] = {**(params.get(section) or {}), **edit}
