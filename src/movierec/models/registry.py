@@ -59,11 +59,6 @@ class _Families(Mapping[str, tuple[type[Recommender], type]]):
 MODELS: Mapping[str, tuple[type[Recommender], type]] = _Families()
 
 
-def names() -> list[str]:
-    """Every registered family, in the table's order."""
-    return list(FAMILIES)
-
-
 def params_key(name: str) -> str:
     """The dotted params.yaml key of a family's hyper-parameters."""
     return family(name).params_key.format(name=name)

@@ -12,7 +12,8 @@ changed. It also keeps ``dvc.lock`` small: DVC rereads and rewrites the whole
 lock file after every stage, so a thousand per-file entries cost seconds a stage.
 
 The registry imports families on demand, so the imports do not show which families a
-step runs; the table (:mod:`movierec.models.families`) does. A step run once per family
+step runs; the table (:mod:`movierec.models.families`, read from the source being
+fingerprinted like everything else) does. A step run once per family
 (``train@<name>``, ``evaluate@<name>``) gets one fingerprint per family,
 ``data/code/<step>/<name>.txt``: its own family's module and only its own row of the
 table, so editing or registering another family leaves it alone. Any other step that
@@ -25,7 +26,7 @@ import ast
 import hashlib
 from pathlib import Path
 
-from movierec.models.families import FAMILIES
+from movierec.models.families import Family
 from movierec.store.files import write_text
 
 PACKAGE = "movierec"
@@ -129,26 +130,42 @@ def step_files(src: Path, step: str, family: str | None = None) -> set[Path]:
     start = _step_start(src, step)
     files = closure(src, start)
     if _module_file(src, REGISTRY) in files:  # families it may import by name
-        names = families_of(step, family) or tuple(FAMILIES)
-        start |= {FAMILIES[name].module for name in names}
+        table = read_table(src)
+        start |= {table[name].module for name in families_of(step, family) or tuple(table)}
         files = closure(src, start)
     return files | {src / PACKAGE / "pipeline" / "steps.py"}
 
 
-def table_rows(text: str, families: tuple[str, ...]) -> str:
-    """The family table's source with every row but those of ``families`` taken out: what
-    a per-family step depends on (the code around the table, and its own row)."""
-    tree = ast.parse(text)
-    others: set[int] = set()
-    for node in tree.body:
+def _table_entries(text: str) -> list[tuple[ast.expr | None, ast.expr]]:
+    """The key and value nodes of the ``FAMILIES = {...}`` literal in the table's source."""
+    for node in ast.parse(text).body:
         target = node.target if isinstance(node, ast.AnnAssign) else None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
         if isinstance(target, ast.Name) and target.id == "FAMILIES":
             assert isinstance(node.value, ast.Dict)
-            for key, value in zip(node.value.keys, node.value.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value not in families:
-                    others |= set(range(key.lineno, value.end_lineno + 1))
+            return list(zip(node.value.keys, node.value.values, strict=True))
+    return []
+
+
+def read_table(src: Path) -> dict[str, Family]:
+    """The family table as this source tree writes it (each row ``Family("module", ...)``
+    with literal arguments), read without importing it."""
+    path = _module_file(src, TABLE)
+    rows = {}
+    for key, value in _table_entries(path.read_text()) if path else []:
+        assert isinstance(key, ast.Constant) and isinstance(value, ast.Call)
+        rows[key.value] = Family(*(ast.literal_eval(arg) for arg in value.args))
+    return rows
+
+
+def table_rows(text: str, families: tuple[str, ...]) -> str:
+    """The family table's source with every row but those of ``families`` taken out: what
+    a per-family step depends on (the code around the table, and its own row)."""
+    others: set[int] = set()
+    for key, value in _table_entries(text):
+        if isinstance(key, ast.Constant) and key.value not in families:
+            others |= set(range(key.lineno, value.end_lineno + 1))
     return "".join(
         line for i, line in enumerate(text.splitlines(keepends=True), 1) if i not in others
     )
@@ -189,7 +206,7 @@ def fingerprint_files(root: Path) -> dict[str, str]:
     out = {}
     for step in steps(root):
         if step in PER_FAMILY:
-            for name, row in FAMILIES.items():
+            for name, row in read_table(root / "src").items():
                 if row.stage == "train":
                     out[f"{step}/{name}.txt"] = fingerprint(root, step, name)
         else:
