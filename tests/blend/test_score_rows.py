@@ -91,3 +91,22 @@ def test_negative_size_limit_is_refused(tiny_project):
     _set(tiny_project, "evaluate", save_rows_mib=-1)
     with pytest.raises(ConfigError, match="evaluate.save_rows_mib"):
         evaluate_model("bias", load_params())
+
+
+def test_embed_saves_word2vecs_rows_and_the_blend_reads_them(tiny_project, capsys):
+    """word2vec is fitted by its own stage; its rows are saved there, so the ranking blend
+    does not score every movie with it again on each run."""
+    from movierec.pipeline.embed_step import run_embed_stage
+
+    params, data = load_params(), load_processed()
+    run_embed_stage(params)
+    meta = json.loads((SCORES_DIR / "word2vec" / "meta.json").read_text())
+    assert meta["saved"] and meta["data"] == data.fingerprint()
+    model = load_model("word2vec", params, data)
+    wrapped = with_saved_rows("word2vec", model, data, MODELS_DIR)
+    assert isinstance(wrapped, WithSavedRows)
+    assert "scoring every movie again" not in capsys.readouterr().err
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(wrapped.score_users(users), model.score_users(users))
+    (MODELS_DIR / "word2vec" / "vectors.kv").write_bytes(b"another state")
+    assert with_saved_rows("word2vec", model, data, MODELS_DIR) is model

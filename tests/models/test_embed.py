@@ -142,3 +142,37 @@ def test_a_rerun_writes_the_same_bytes(tiny_project):
     time.sleep(1.1)  # a save time in the file would now differ
     _embed(tiny_project)
     assert (tiny_project / "data" / "models" / "word2vec" / "vectors.kv").read_bytes() == first
+
+
+def test_insight_redraws_only_the_maps_of_models_whose_state_changed(tiny_project):
+    """Retraining one model (or a rating model with no map) leaves the other maps as they
+    were, copied from the last run instead of recomputed."""
+    from movierec.pipeline.embed_step import run_embed_stage
+    from movierec.pipeline.train_step import train_model
+    from movierec.serve import insight
+
+    raw = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    raw["train"]["models"] = ["bias", "mf", "mf_bias"]
+    raw["insight"]["tsne_movies"] = 60
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(raw))
+    params, data = load_params(), load_processed()
+    for name in ("bias", "mf", "mf_bias"):
+        train_model(name, params)
+    run_embed_stage(params)
+    first = insight.run_insight(params, data)
+    drawn = sorted(line.split(":")[0] for line in first if "t-SNE map of" in line)
+    assert drawn == ["mf", "mf_bias", "word2vec"]
+    maps = tiny_project / "metrics" / "insight" / "maps"
+    before = {p.name: p.read_bytes() for p in maps.iterdir()}
+    train_model("bias", params)  # same state: nothing to redraw
+    again = insight.run_insight(params, data)
+    assert all("unchanged" in line for line in again if "map" in line)
+    raw["models"]["mf"]["factors"] = 8  # mf retrained into another state
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = load_params()
+    train_model("mf", params)
+    third = insight.run_insight(params, data)
+    assert any(line.startswith("mf: t-SNE map of") for line in third)
+    assert any(line.startswith("mf_bias: t-SNE map unchanged") for line in third)
+    after = {p.name: p.read_bytes() for p in maps.iterdir()}
+    assert after["mf_bias.csv"] == before["mf_bias.csv"]

@@ -5,9 +5,9 @@ A blend's full ranking needs every member's ``(users, movies)`` scores. Recomput
 them costs the sum of the members' evaluations (minutes for the MLP families on
 ML-1M); the evaluate stage has just computed exactly those rows, so it writes them
 to ``data/scores/<model>/rows.npy`` (float32, memory-mapped when read) next to
-``meta.json`` (the users scored, the data and the model file they came from). Rows
+``meta.json`` (the users scored, the data and the trained state they came from). Rows
 larger than ``evaluate.save_rows_mib`` are not written (the meta says why) and the
-blends score that member themselves; rows from another model file or another data
+blends score that member themselves; rows from another trained state or another data
 set are never used.
 """
 
@@ -31,12 +31,15 @@ ROWS = "rows.npy"
 SCORED = "scored.npy"
 
 
-def model_digest(model_file: Path) -> str:
-    """SHA-256 of a trained model's state file: the rows belong to that file only."""
+def state_digest(model_dir: Path) -> str:
+    """SHA-256 of every file of a trained model's folder (``model.npz``, word2vec's
+    ``vectors.kv``, the refit ...): rows and maps belong to that state only."""
     digest = hashlib.sha256()
-    with open(model_file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -44,8 +47,8 @@ class RowSink:
     """Collects the rows ``evaluate`` scores, chunk by chunk, into a memory-mapped file
     (memory stays bounded); ``close`` writes the meta that makes them usable."""
 
-    def __init__(self, folder: Path, data: Processed, model_file: Path, limit_mib: float) -> None:
-        self.folder, self.model_file = folder, model_file
+    def __init__(self, folder: Path, data: Processed, model_dir: Path, limit_mib: float) -> None:
+        self.folder, self.model_dir = folder, model_dir
         self.meta: dict[str, Any] = {"data": data.fingerprint(), "saved": False}
         size_mib = data.n_users * data.n_items * 4 / 2**20
         self.rows: np.ndarray | None = None
@@ -80,14 +83,14 @@ class RowSink:
             del self.rows
             self.rows = None
             np.save(self.folder / SCORED, self.scored)
-            self.meta |= {"saved": True, "model_sha256": model_digest(self.model_file)}
+            self.meta |= {"saved": True, "state_sha256": state_digest(self.model_dir)}
         (self.folder / META).write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
 
 
 class SavedRows:
     """One member's saved rows, if they exist and belong to this data and model file."""
 
-    def __init__(self, folder: Path, data: Processed, model_file: Path) -> None:
+    def __init__(self, folder: Path, data: Processed, model_dir: Path) -> None:
         self.rows: np.ndarray | None = None
         self.why = ""
         meta_path = folder / META
@@ -100,8 +103,8 @@ class SavedRows:
             self.why = meta.get("reason", "not saved")
         elif meta.get("data") != data.fingerprint():
             self.why = f"{folder} holds rows of other data"
-        elif not model_file.is_file() or meta.get("model_sha256") != model_digest(model_file):
-            self.why = f"{folder} holds rows of another {model_file}"
+        elif not model_dir.is_dir() or meta.get("state_sha256") != state_digest(model_dir):
+            self.why = f"{folder} holds rows of another {model_dir}"
         else:
             with reading(folder / ROWS) as path:
                 self.rows = np.load(path, mmap_mode="r")
@@ -135,7 +138,7 @@ def with_saved_rows(
 ) -> Recommender:
     """``model`` reading its rows from ``folder/<name>`` when they are usable; otherwise
     the model itself (and one line on stderr saying why its rows are recomputed)."""
-    saved = SavedRows(folder / name, data, models_dir / name / "model.npz")
+    saved = SavedRows(folder / name, data, models_dir / name)
     if saved.rows is None:
         print(f"{name}: scoring every movie again ({saved.why})", file=sys.stderr)
         return model

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from movierec.blend.saved_rows import RowSink
 from movierec.config.params import Params
 from movierec.config.sections import EmbedParams, embed_section, eval_section  # noqa: F401
 from movierec.data.features import item_features
@@ -28,7 +29,7 @@ from movierec.models.word2vec import (  # noqa: F401 (re-exported)
     train_word2vec,
 )
 from movierec.store.files import atomic_dir, write_json
-from movierec.store.paths import EMBED_METRICS, VECTORS_DIR
+from movierec.store.paths import EMBED_METRICS, SCORES_DIR, VECTORS_DIR
 from movierec.store.results import write_result
 from movierec.topk import top_k
 
@@ -107,8 +108,15 @@ def run_embed(params: Params, data: Processed, out_dir: Path = VECTORS_DIR) -> d
 
 
 def evaluate_word2vec(rec: Word2VecModel, data: Processed, eval_params: EvalParams) -> dict:
-    """The leaderboard's protocol (relevant = rated >= threshold); no rating metrics."""
-    return evaluate(rec, data, eval_params)
+    """The leaderboard's protocol (relevant = rated >= threshold); no rating metrics.
+
+    The full score rows it makes are saved in ``data/scores/word2vec``, as ``evaluate@<model>``
+    saves every other member's, so the ranking blend reads them instead of scoring again."""
+    with atomic_dir(SCORES_DIR / "word2vec") as tmp:
+        sink = RowSink(tmp, data, VECTORS_DIR, eval_params.save_rows_mib)
+        result = evaluate(rec, data, eval_params, None, sink.add)
+        sink.close()
+    return result
 
 
 def run_embed_stage(params: Params) -> str:

@@ -48,7 +48,7 @@ def evaluate_model(
         return keep
 
     with atomic_dir(SCORES_DIR / name) as tmp:
-        sink = RowSink(tmp, data, MODELS_DIR / name / "model.npz", eval_params.save_rows_mib)
+        sink = RowSink(tmp, data, MODELS_DIR / name, eval_params.save_rows_mib)
         if refit is None:
             result = evaluate(model, data, eval_params, subset, keeping("val", "test", rows=sink))
         else:  # val (what the blends fit on) from the fit on train; test from the refit

@@ -13,12 +13,13 @@ import contextlib
 import hashlib
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from movierec.blend.saved_rows import model_digest
+from movierec.blend.saved_rows import state_digest
 from movierec.config.params import Params
 from movierec.config.sections import InsightParams, insight_section  # noqa: F401
 from movierec.data.processed import Processed
@@ -132,19 +133,14 @@ def unit_report(
 
 def _model_key(name: str, params: Params, data: Processed, p: InsightParams) -> str:
     """What a model's map and unit report are made from: its trained state, the data, the
-    insight settings, the seed and the insight code. Equal keys, equal files."""
-    from dataclasses import asdict
-
+    insight settings, the seed, the CPU kernels and the insight code. Equal keys, equal files."""
     code = CODE / "insight.txt"
     parts = {
-        "state": [  # every file of its trained state (model.npz, vectors.kv, the refit ...)
-            (f.relative_to(MODELS_DIR).as_posix(), model_digest(f))
-            for f in sorted((MODELS_DIR / name).rglob("*"))
-            if f.is_file()
-        ],
+        "state": state_digest(MODELS_DIR / name),
         "data": data.fingerprint(),
         "insight": asdict(p),
         "seed": params.seed,
+        "kernels": (params.extra.get("train") or {}).get("kernels"),
         "code": code.read_text() if code.is_file() else None,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
