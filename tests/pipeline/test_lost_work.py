@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,21 +116,41 @@ def _stage_pid(proj: Path, script: str, timeout: float = 60.0) -> int | None:
         time.sleep(0.02)
 
 
+def _sigterm_caught(pid: int) -> bool:
+    """Whether ``pid`` has its own SIGTERM handler (the stage's clean-up) in place."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
 def _wait_until_working(proj: Path, stage: str, pid: int) -> None:
     """Until the stage is past its start-up (its signal handlers and launcher watch are
-    in place): for training, until the first epoch is logged; otherwise a moment."""
+    in place): for training, until the first epoch is logged; otherwise until it catches
+    SIGTERM, and a moment for the launcher watch to start."""
     deadline = time.time() + 60
     while time.time() < deadline and Path(f"/proc/{pid}").exists():
-        if stage != "train@mf" or list(proj.glob("metrics/train/.mf.*.tmp/plots/metrics/*.tsv")):
-            time.sleep(0.5 if stage != "train@mf" else 0)
+        if stage == "train@mf":
+            if list(proj.glob("metrics/train/.mf.*.tmp/plots/metrics/*.tsv")):
+                return
+        elif _sigterm_caught(pid):
+            time.sleep(0.3)
             return
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
-def _slow_down(params: dict, stage: str) -> None:
-    """A change that reruns ``stage`` and makes it run long enough to be interrupted."""
+def _slow_down(proj: Path, params: dict, stage: str) -> None:
+    """A change that reruns ``stage`` and makes it run long enough to be interrupted
+    (seconds, not the fraction of a second the scratch set takes)."""
     if stage == "train@mf":
         params["models"]["mf"] |= {"epochs": 400, "patience": 400, "batch_size": 16}
+    elif stage == "preprocess":  # a raw set of 1.5M ratings, made before the cut
+        params["data"]["synthetic"] |= {"n_users": 6000, "n_items": 3000, "n_ratings": 1_500_000}
+        _write_params(proj, params)
+        made = _run(proj, "dvc", "repro", "-f", "-s", "download", mirror=None)
+        assert made.returncode == 0, made.stdout + made.stderr
 
 
 def _interrupt(proj: Path, stage: str, script: str, how: str) -> subprocess.CompletedProcess:
@@ -147,6 +168,8 @@ def _interrupt(proj: Path, stage: str, script: str, how: str) -> subprocess.Comp
     assert pid is not None, dvc.communicate(timeout=120)
     if how != "sigkill":
         _wait_until_working(proj, stage, pid)
+    if not Path(f"/proc/{pid}").exists():
+        pytest.fail(f"{stage} ended before it could be interrupted: _slow_down must slow it")
     if how == "sigterm":
         os.kill(pid, signal.SIGTERM)
     elif how == "sigkill":
@@ -184,7 +207,7 @@ def test_a_failed_stage_keeps_the_previous_outputs_and_repro_then_completes(
         assert len(lines) == 1 and "params.yaml" in lines[0], failed.stderr
     else:
         slow = _params(project)
-        _slow_down(slow, stage)
+        _slow_down(project, slow, stage)
         _write_params(project, slow)
         failed = _interrupt(project, stage, script, how)
         assert failed.returncode != 0
