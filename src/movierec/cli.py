@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from movierec.config.yaml_reader import read_yaml
@@ -225,8 +227,8 @@ def cmd_check_params(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from movierec.experiments.compare import compare
 
-    if args.bootstrap < 100:
-        raise ConfigError(f"--bootstrap must be at least 100 (got {args.bootstrap})")
+    if not 100 <= args.bootstrap <= 100_000:  # beyond, the p-values move by < 0.001
+        raise ConfigError(f"--bootstrap must be between 100 and 100000 (got {args.bootstrap})")
     text = compare(args.a, args.b, n_boot=args.bootstrap)
     if args.out:
         from movierec.store.files import write_text
@@ -268,10 +270,14 @@ def serve_worker_app():
     settings = json.loads(os.environ.get(SERVE_ENV, "{}"))
     try:
         served = Served.load(_params(), settings.get("models"))
-    except MovierecError as err:
-        print(f"movierec: {str(err).splitlines()[0]}", file=sys.stderr)
-        raise SystemExit(3) from None
-    return create_app(served, _params, settings.get("watch") or None)
+    except MovierecError as err:  # the guarded load: every damaged file is one of these
+        line = str(err).splitlines()[0]
+        if settings.get("failures"):  # the parent says it once, and exits 1
+            Path(settings["failures"]).write_text(line + "\n")
+        else:
+            print(f"movierec: {line}", file=sys.stderr)
+        raise SystemExit(3) from None  # uvicorn: "failed to start", stop every worker
+    return create_app(served, _params, settings.get("watch") or None, tuple(settings["hosts"]))
 
 
 def _one_compute_thread() -> None:
@@ -289,15 +295,22 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn  # deferred: the server's libraries load only for `serve`
 
     from movierec.serve.api import Served, create_app
+    from movierec.serve.http import PROTOCOL
 
     _one_compute_thread()
 
+    if not args.host.strip():
+        raise ConfigError(
+            "--host is empty; give an address to bind: 127.0.0.1 (this machine only, the "
+            "default) or 0.0.0.0 (every address)"
+        )
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535 (got {args.port})")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers must be between 1 and 64 (got {args.workers})")
-    if args.watch < 0:
-        raise ConfigError(f"--watch must be 0 (off) or more seconds (got {args.watch:g})")
+    if not (math.isfinite(args.watch) and 0 <= args.watch <= 86400):
+        raise ConfigError(f"--watch must be 0 (off) or up to 86400 seconds (got {args.watch:g})")
+    _check_port_free(args.host, args.port)
     params = _params()
     if args.workers > 1:  # each worker loads; what can be checked without loading, here
         _, names = Served.check(args.models)
@@ -323,23 +336,62 @@ def cmd_serve(args: argparse.Namespace) -> None:
         print("serve: stopped", file=sys.stderr)
         raise SystemExit(0)
 
-    # no proxy in front (127.0.0.1 by default) and no access log: less per request
-    quiet = {"log_level": "warning", "access_log": False, "proxy_headers": False}
+    # no proxy in front (127.0.0.1 by default) and no access log: less per request;
+    # the HTTP parser's own refusals answer JSON like the API's
+    quiet = {"log_level": "warning", "access_log": False, "proxy_headers": False, "http": PROTOCOL}
+    hosts = tuple(args.allow_host or ())
     if args.workers > 1:  # processes: uvicorn spreads connections and restarts a dead one
-        os.environ[SERVE_ENV] = json.dumps({"models": args.models, "watch": args.watch})
-        uvicorn.run(
-            "movierec.cli:serve_worker_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            **quiet,
-        )
+        with tempfile.TemporaryDirectory(prefix="movierec-serve-") as scratch:
+            failures = Path(scratch) / "failed"
+            os.environ[SERVE_ENV] = json.dumps(
+                {
+                    "models": args.models,
+                    "watch": args.watch,
+                    "hosts": hosts,
+                    "failures": str(failures),
+                }
+            )
+            uvicorn.run(
+                "movierec.cli:serve_worker_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                **quiet,
+            )
+            if failures.is_file():  # a worker could not load: uvicorn stopped them all
+                raise ServeFailed(f"not serving: {failures.read_text().strip()}")
         return
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, stopped)
-    app = create_app(served, _params, args.watch or None)
+    app = create_app(served, _params, args.watch or None, hosts)
     uvicorn.run(app, host=args.host, port=args.port, **quiet)
+
+
+class ServeFailed(ConfigError):
+    """The server could not start or keep serving (exit 1, one line)."""
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind and release the port first: one line naming it when it is taken, instead of
+    "serving ... on" followed by uvicorn's ``[Errno 98]``."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        raise ConfigError(f"--host {host!r} is not an address or a name this machine knows") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            reason = "already in use (another server?)" if err.errno == errno.EADDRINUSE else err.strerror
+            raise ConfigError(
+                f"--port {port} on {host}: {reason}; stop it or pick another with --port"
+            ) from None
 
 
 def _help_text(command: str) -> str:
@@ -361,13 +413,18 @@ def cmd_docs(args: argparse.Namespace) -> None:
 
     extra = {"help": _help_text}
     if args.check:
-        stale = stale_tables(Path("."), extra)
+        stale, compared = stale_tables(Path("."), extra)
+        if not compared:
+            raise ConfigError(
+                "docs --check: no generated table in README.md or docs/ here; run it in the "
+                "project's folder"
+            )
         if stale:
             raise ConfigError(
                 f"{len(stale)} table(s) disagree with their files ({stale[0]}, ...): "
                 "run `movierec docs` and commit the pages"
             )
-        print("every table in README.md and docs/ matches its file")
+        print(f"all {compared} generated tables in README.md and docs/ match their files")
         return
     changed = rewrite_tables(Path("."), extra)
     print("\n".join(f"rewrote {page}" for page in changed) or "every table was up to date")
@@ -536,6 +593,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="seconds between checks for retrained models, reloaded when found (0: off)",
     )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="a name browsers may use to reach the server beside localhost and IP addresses "
+        "(repeatable; '*' allows any: only behind a proxy that checks)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -551,6 +615,10 @@ def main(argv: list[str] | None = None) -> None:
 
     pin_from_params()  # `movierec train ...` computes as its DVC stage does
     args = build_parser().parse_args(argv)
+    if args.command != "serve" and hasattr(signal, "SIGPIPE"):
+        # `movierec recommend ... | head`: end quietly when the reader stops, as
+        # coreutils do (not the server: a client hanging up must not stop it)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     run_cli(lambda: args.func(args))
 
 

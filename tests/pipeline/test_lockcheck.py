@@ -64,6 +64,7 @@ def test_check_lock_on_a_stale_lock_is_one_line_naming_the_stages(tmp_path):
     shutil.copytree(ROOT / "src", tmp_path / "src")
     shutil.rmtree(tmp_path / "stages")
     shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     problems = check_lock(tmp_path, status={})
     assert problems == ["evaluate@ease: data/code/evaluate/ease.txt"]
     line = report(problems)

@@ -58,7 +58,9 @@ def test_a_training_users_own_row_is_scored_as_that_user(trained):
 
 def test_the_api_lists_a_posted_row_as_the_user_it_came_from(trained):
     data = load_processed()
-    client = TestClient(create_app(Served.load(trained, [*FOLD_IN, "bias"])))
+    client = TestClient(
+        create_app(Served.load(trained, [*FOLD_IN, "bias"])), base_url="http://localhost"
+    )
     ids, users = data.items["movie_id"].to_list(), data.users["user_id"].to_list()
     train = data.matrices["train"]
     seen = sum(data.matrices[s] for s in ("train", "val", "test")).tocsr()
@@ -103,16 +105,18 @@ def test_contributions_add_up_to_the_score(trained):
                     base = model.score_ratings(row, data)[0][item] - total
                     lo, hi = data.rating_range
                     if lo < scores[item] < hi:
-                        assert base == pytest.approx(
-                            scores[item] - total, abs=1e-5
-                        ), "contributions are the adjustment"
+                        assert base == pytest.approx(scores[item] - total, abs=1e-5), (
+                            "contributions are the adjustment"
+                        )
                 else:
                     assert total == pytest.approx(float(scores[item]), rel=1e-4, abs=1e-5), name
 
 
 def test_explain_endpoint(trained):
     data = load_processed()
-    client = TestClient(create_app(Served.load(trained, ["ease", "item_knn", "bias"])))
+    client = TestClient(
+        create_app(Served.load(trained, ["ease", "item_knn", "bias"])), base_url="http://localhost"
+    )
     user_id, movie_id = data.users["user_id"][4], data.items["movie_id"][7]
     answer = client.get(f"/api/users/{user_id}/explain", params={"movie_id": movie_id, "k": 3})
     assert answer.status_code == 200, answer.text
@@ -123,13 +127,16 @@ def test_explain_endpoint(trained):
     parts = [b["contribution"] for b in because]
     assert parts == sorted(parts, reverse=True)
     history = {
-        r["movie_id"]: r["rating"] for r in client.get(f"/api/users/{user_id}/history").json()["ratings"]
+        r["movie_id"]: r["rating"]
+        for r in client.get(f"/api/users/{user_id}/history").json()["ratings"]
     }
-    assert all(history[b["movie_id"]] == b["rating"] for b in because), "from the user's own ratings"
+    assert all(history[b["movie_id"]] == b["rating"] for b in because), (
+        "from the user's own ratings"
+    )
     bad = [
         (f"/api/users/{user_id}/explain?movie_id={movie_id}&model=bias", 422, "bias cannot say"),
         (f"/api/users/{user_id}/explain?movie_id=424242", 404, "movie 424242 is not in"),
-        (f"/api/users/{user_id}/explain?movie_id={movie_id}&k=0", 422, "k must be between 1"),
+        (f"/api/users/{user_id}/explain?movie_id={movie_id}&k=0", 422, "k must be at least 1"),
         (f"/api/users/{user_id}/explain", 422, "movie_id: Field required"),
         (f"/api/users/999999/explain?movie_id={movie_id}", 404, "user 999999 is not in"),
     ]

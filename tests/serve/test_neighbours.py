@@ -103,7 +103,7 @@ def test_the_stage_picks_by_its_rule_and_the_server_answers_with_it(tiny_project
         assert record["selected"] == max(coherent, key=lambda n: (coherent[n][hit], n))
     else:
         assert record["selected"] == max(mine, key=lambda n: (mine[n][share], n))
-    client = TestClient(create_app(Served.load(params)))
+    client = TestClient(create_app(Served.load(params)), base_url="http://localhost")
     answer = client.get("/api/movies/1/similar", params={"k": 5})
     body = answer.json()
     assert answer.status_code == 200 and body["model"] == "co_rated"

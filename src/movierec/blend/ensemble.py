@@ -32,7 +32,7 @@ from movierec.models.selection import train_section
 from movierec.models.trained import load_final, load_model, load_refit
 from movierec.store.files import atomic_dir, reading, write_text
 from movierec.store.paths import ENSEMBLE_DIR, MODELS_DIR, PREDICTIONS_DIR, PROCESSED
-from movierec.store.results import write_result
+from movierec.store.results import made_from, write_result
 
 
 def supports(data: Processed) -> tuple[np.ndarray, np.ndarray]:
@@ -333,7 +333,7 @@ def run_ensemble(params: Params, processed: Path = PROCESSED) -> dict[str, Any]:
     with atomic_dir(ENSEMBLE_DIR) as tmp:
         np.savez(tmp / "model.npz", **model.state())
         write_predictions(model, data, tmp / "predictions.parquet")
-    write_result("ensemble", result, eval_params.k[0])
+    write_result("ensemble", result, eval_params.k[0], made_from(ENSEMBLE_DIR, data.meta))
     best = min(info["val_rmse_members"], key=info["val_rmse_members"].get)
     test = pl.read_parquet(PREDICTIONS_DIR / f"{best}.parquet").filter(pl.col("split") == "test")
     report = error_report(

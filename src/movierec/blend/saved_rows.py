@@ -13,7 +13,6 @@ set are never used.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -23,24 +22,12 @@ import numpy as np
 
 from movierec.data.processed import Processed
 from movierec.models.base import Recommender
-from movierec.store.files import reading
+from movierec.store.files import reading, state_digest
 from movierec.store.paths import SCORES_DIR
 
 META = "meta.json"
 ROWS = "rows.npy"
 SCORED = "scored.npy"
-
-
-def state_digest(model_dir: Path) -> str:
-    """SHA-256 of every file of a trained model's folder (``model.npz``, word2vec's
-    ``vectors.kv``, the refit ...): rows and maps belong to that state only."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 class RowSink:

@@ -39,7 +39,7 @@ from movierec.models.base import Recommender
 from movierec.models.trained import load_model, trained_models
 from movierec.store.files import atomic_dir, reading
 from movierec.store.paths import MODELS_DIR, PROCESSED, TOPN_DIR
-from movierec.store.results import write_result
+from movierec.store.results import made_from, write_result
 from movierec.topk import top_k
 
 
@@ -305,5 +305,5 @@ def run_topn_blend(params: Params, processed: Path = PROCESSED) -> dict[str, Any
             weights=blend.weights,
             scores=np.array(blend.scores),
         )
-    write_result("ensemble_topn", result, k)
+    write_result("ensemble_topn", result, k, made_from(TOPN_DIR, data.meta))
     return result

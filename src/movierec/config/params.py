@@ -32,6 +32,9 @@ DATASETS = (
 )
 
 
+MAX_SEED = 2**31 - 1
+
+
 def _fail(key: str, message: str) -> ConfigError:
     return ConfigError(f"params.yaml: `{key}` {message}")
 
@@ -200,8 +203,10 @@ class Params:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
-        if self.seed < 0:
-            raise _fail("seed", "must be a non-negative integer")
+        # numpy's legacy seeding (gensim, Optuna) stops at 2**32 - 1; the seeds derived
+        # from this one (+ a rank, + a trial number) must stay below that
+        if not 0 <= self.seed <= MAX_SEED:
+            raise _fail("seed", f"must be an integer from 0 to {MAX_SEED} (got {self.seed})")
 
 
 # Sections owned by later stages; they are validated by their own modules.

@@ -15,6 +15,7 @@ when everything succeeded):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +239,7 @@ def prepare(
         "demographics": [c for c in users.columns if c not in ("user", "user_id")],
         "seed": seed,
         "split": params.split.record(),
+        "rows_sha256": rows_digest(out),
         "sequences": {"length": params.sequences.length, "pad_item": params.sequences.pad_item},
     }
     stats = {
@@ -260,6 +262,16 @@ def prepare(
         "has_timestamps": raw.has_timestamps,
     }
     return Prepared(out, users, items, meta, stats)
+
+
+def rows_digest(ratings: pl.DataFrame) -> str:
+    """Which ratings went to which split, as one digest: a model records it, so one
+    trained on another split (whose training rows may be today's test rows) is refused."""
+    digest = hashlib.sha256()
+    for column in ("user", "item", "rating"):
+        digest.update(np.ascontiguousarray(ratings[column].to_numpy()).tobytes())
+    digest.update("\n".join(ratings["split"].to_list()).encode())
+    return digest.hexdigest()
 
 
 def write_sequences(path: Path, ratings: pl.DataFrame, meta: dict[str, Any]) -> None:

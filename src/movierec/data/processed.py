@@ -80,7 +80,8 @@ class Processed:
 
     def fingerprint(self) -> dict[str, Any]:
         """What a model's state and scores are shaped by: using them on other data is refused."""
-        return {k: self.meta.get(k) for k in ("dataset", "n_users", "n_items", "n_ratings", "seed")}
+        keys = ("dataset", "n_users", "n_items", "n_ratings", "seed", "split", "rows_sha256")
+        return {k: self.meta.get(k) for k in keys}
 
     def seen(self, splits: tuple[str, ...] = ("train", "val")) -> sp.csr_matrix:
         """Binary user x item matrix of the ratings in ``splits`` (excluded from top-N)."""

@@ -25,8 +25,6 @@ def _selectable(row: dict[str, Any]) -> bool:
     return "subset" not in row and not row.get("val_in_sample")
 
 
-
-
 def _ties(path: Path, metric: str) -> set[str]:
     """Models not significantly worse than the best on test (from ``significance.json``)."""
     if not path.is_file():
@@ -46,9 +44,12 @@ def build_leaderboard(
     but ``exclude`` (and, where ``significance.json`` exists, which models tie with the
     best on test)."""
     rating, topn = [], []
+    made = {}
     for result in read_details(details):
         if result["model"] in exclude:
             continue
+        if result.get("made_from"):
+            made[result["model"]] = result["made_from"]
         val, test = result.get("val", {}), result.get("test", {})
         row: dict[str, Any] = {"model": result["model"]}
         if "subset" in result:
@@ -77,7 +78,7 @@ def build_leaderboard(
         "rating": _best(rating, "val_rmse", lower=True),
         "topn": _best(topn, f"val_ndcg@{k}", lower=False),
     }
-    return {"k": k, "selected": selected, "rating": rating, "topn": topn}
+    return {"k": k, "selected": selected, "rating": rating, "topn": topn, "made_from": made}
 
 
 def _best(rows: list[dict[str, Any]], key: str, lower: bool) -> str | None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from movierec.config.yaml_reader import parse_yaml, read_yaml
-from movierec.errors import MovierecError
+from movierec.errors import ConfigError, MovierecError
 from movierec.evaluation.significance import metric_value, resample_weights, sample_of
 from movierec.store.paths import DATA_STATS, EMBED_METRICS, NEIGHBOURS_METRICS, PER_USER
 from movierec.store.paths import MACHINE as MACHINE_FILE
@@ -233,9 +233,27 @@ def metrics_diff(rev: str) -> dict[str, dict[str, Any]]:
     return diff
 
 
+def _check_revision(rev: str) -> None:
+    """A revision that names a commit: an empty or unknown one would compare the workspace
+    with itself and report every metric identical."""
+    if not rev.strip():
+        raise ConfigError("--rev is empty; name a commit, branch or tag to compare with (e.g. HEAD)")
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise ConfigError(
+            f"--rev {rev!r} is not a commit of this repository; name a commit, branch or tag "
+            "(`git log --oneline` lists them)"
+        )
+
+
 def check_repro(tolerance: Path, rev: str = "HEAD", run: bool = True) -> int:
     """Reproduce (unless ``run`` is off), diff against ``rev``, print a report; 0 when it holds."""
     tol = Tolerance.load(tolerance)
+    _check_revision(rev)
     if run:
         repro = subprocess.run(["dvc", "repro"])
         if repro.returncode != 0:

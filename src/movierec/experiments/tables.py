@@ -199,15 +199,17 @@ def render(text: str, root: Path, page: Path, extra: Extra | None = None) -> str
     return BLOCK.sub(fill, text)
 
 
-def stale_tables(root: Path, extra: Extra | None = None) -> list[str]:
-    """``page: kind source`` for every block that disagrees with its file."""
-    stale = []
+def stale_tables(root: Path, extra: Extra | None = None) -> tuple[list[str], int]:
+    """``page: kind source`` for every block that disagrees with its file, and how many
+    blocks were compared (none: there was nothing to check, which is not "all match")."""
+    stale, compared = [], 0
     for page in pages(root):
         text = page.read_text()
         for match in BLOCK.finditer(text):
+            compared += 1
             if render(match[0], root, page, extra) != match[0]:
                 stale.append(f"{page.relative_to(root)}: {match['kind']} {match['source']}")
-    return stale
+    return stale, compared
 
 
 def rewrite_tables(root: Path, extra: Extra | None = None) -> list[str]:

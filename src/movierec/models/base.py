@@ -163,17 +163,20 @@ class Recommender:
             np.savez(handle, **self.state())
         with atomic_path(folder / "params.json") as tmp:
             tmp.write_text(
-                json.dumps(
-                    {"model": self.name, "params": _yaml_keys(asdict(self.params))}, indent=2
-                )
-                + "\n"
+                json.dumps({"model": self.name, "params": self.params_record()}, indent=2) + "\n"
             )
+
+    def params_record(self) -> dict[str, Any]:
+        """The hyper-parameters as ``params.json`` holds them: what a load compares with
+        params.yaml, so a state trained with other values is refused."""
+        return json.loads(json.dumps(_yaml_keys(asdict(self.params))))
 
     def load_state(self, folder: Path, data: Processed) -> None:
         path = folder / "model.npz"
         if not path.is_file():
             stage = f"train@{self.name}" if self.trained_by == "train" else self.trained_by
             raise MovierecError(f"{path}: no trained {self.name} model; run `dvc repro {stage}`")
-        with reading(path), np.load(path) as f:
-            state = {k: f[k] for k in f.files}
-        self.set_state(state, data)
+        with reading(path):  # a damaged or foreign file is one line naming it, set_state's too
+            with np.load(path) as f:
+                state = {k: f[k] for k in f.files}
+            self.set_state(state, data)

@@ -20,6 +20,7 @@ from movierec.config.sections import EmbedParams
 from movierec.data.processed import Processed
 from movierec.errors import MovierecError
 from movierec.models.base import FitContext, FitReport, Recommender
+from movierec.store.files import reading
 
 
 def stable_hash(text: str) -> int:
@@ -143,5 +144,6 @@ class Word2VecModel(Recommender):
         path = folder / "vectors.kv"
         if not path.is_file():
             raise MovierecError(f"{path}: no word2vec vectors; run `dvc repro embed`")
-        self.keyed_ = KeyedVectors.load(str(path))
-        self._align(data)
+        with reading(path):  # a damaged file is one line naming it
+            self.keyed_ = KeyedVectors.load(str(path))
+            self._align(data)

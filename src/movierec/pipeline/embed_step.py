@@ -30,7 +30,7 @@ from movierec.models.word2vec import (  # noqa: F401 (re-exported)
 )
 from movierec.store.files import atomic_dir, write_json
 from movierec.store.paths import EMBED_METRICS, SCORES_DIR, VECTORS_DIR
-from movierec.store.results import write_result
+from movierec.store.results import made_from, write_result
 from movierec.topk import top_k
 
 
@@ -127,7 +127,12 @@ def run_embed_stage(params: Params) -> str:
     summary = out["embed"]
     result = evaluate_word2vec(out["recommender"], data, eval_params)
     write_json(EMBED_METRICS, summary)
-    write_result("word2vec", result | {"train_seconds": out["train_seconds"]}, eval_params.k[0])
+    write_result(
+        "word2vec",
+        result | {"train_seconds": out["train_seconds"]},
+        eval_params.k[0],
+        made_from(VECTORS_DIR, data.meta),
+    )
     coherence = next(v for k, v in summary.items() if k.startswith("genre_coherence"))
     hit = next(v for k, v in summary["next_movie"].items() if k.startswith("hit"))
     return (

@@ -19,12 +19,10 @@ from movierec.evaluation.protocol import evaluate
 from movierec.models.trained import load_model, load_refit
 from movierec.store.files import atomic_dir
 from movierec.store.paths import MODELS_DIR, PREDICTIONS_DIR, PROCESSED, SCORES_DIR
-from movierec.store.results import write_result
+from movierec.store.results import made_from, write_result
 
 
-def evaluate_model(
-    name: str, params: Params, processed: Path = PROCESSED
-) -> dict[str, Any]:
+def evaluate_model(name: str, params: Params, processed: Path = PROCESSED) -> dict[str, Any]:
     """Evaluate one trained model on val and test; write ``metrics/eval/<name>.json``,
     its details, per-user values, predictions and full score rows."""
     eval_params = eval_section(params)
@@ -63,5 +61,5 @@ def evaluate_model(
         sink.close()
     result |= {"model": name, "eval_seconds": time.perf_counter() - t0}
     write_predictions(model, data, PREDICTIONS_DIR / f"{name}.parquet", refit, pairs)
-    write_result(name, result, eval_params.k[0])
+    write_result(name, result, eval_params.k[0], made_from(MODELS_DIR / name, data.meta))
     return result

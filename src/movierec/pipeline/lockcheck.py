@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from movierec.config.yaml_reader import read_yaml
-from movierec.errors import MovierecError
+from movierec.errors import ConfigError, MovierecError
 from movierec.pipeline.fingerprints import fingerprint_files
 from movierec.store.paths import CODE
 
@@ -93,8 +93,12 @@ def missing_stages(status: dict[str, Any], lock: dict[str, Any]) -> list[str]:
 def check_lock(root: Path = Path("."), status: dict[str, Any] | None = None) -> list[str]:
     """Problems with ``dvc.lock``, one per stale stage; empty when the lock is current."""
     lock_path = root / "dvc.lock"
+    if not (root / "dvc.yaml").is_file():
+        raise ConfigError(
+            f"check-lock: no dvc.yaml in {root.resolve()}; run it in the project's folder"
+        )
     if not lock_path.is_file():
-        return [f"dvc.lock: not found; {FIX}"]
+        raise ConfigError(f"check-lock: dvc.lock not found; {FIX}")
     lock = read_yaml(lock_path)
     status = _dvc_status() if status is None else status
     stale = stale_code(root, lock)

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import polars as pl
@@ -34,13 +35,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr
 from starlette.exceptions import HTTPException
 
 from movierec.config.params import Params
 from movierec.data.processed import Processed, load_processed
-from movierec.errors import LookupFailed, MovierecError
+from movierec.errors import DataError, LookupFailed, MovierecError
 from movierec.models.base import Recommender
+from movierec.serve.guard import LocalOnly
 from movierec.serve.recommend import (
     default_model,
     is_trained,
@@ -58,8 +60,15 @@ from movierec.serve.similar import (
     similar,
     unit_vectors,
 )
-from movierec.store.files import reading
-from movierec.store.paths import BLEND_DIRS, LEADERBOARD, MODELS_DIR, PROCESSED, REFIT_DIR
+from movierec.store.files import reading, state_digest
+from movierec.store.paths import (
+    BLEND_DIRS,
+    LEADERBOARD,
+    MODELS_DIR,
+    PROCESSED,
+    REFIT_DIR,
+    rebuild_command,
+)
 from movierec.topk import top_k
 
 STATIC = Path(__file__).with_name("static")  # the page: shipped in the package, no CDN
@@ -69,16 +78,22 @@ MAX_BODY = 256 * 1024  # bytes of a request body
 
 
 class Rated(BaseModel):
-    movie_id: int | str
-    rating: float
+    """One posted rating. Strict: ``true`` is neither movie 1 nor one star."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
+    movie_id: StrictInt | StrictStr
+    rating: Annotated[float, Strict()]
 
 
 class NewUser(BaseModel):
     """``POST /api/recommendations``: a user who is not in the data, as their ratings."""
 
+    model_config = ConfigDict(extra="forbid")
+
     ratings: list[Rated] = Field(min_length=1, max_length=MAX_RATINGS)
-    k: int = 10
-    model: str | None = None
+    k: StrictInt = 10
+    model: StrictStr | None = None
 
 
 class NotServed(LookupFailed):
@@ -108,6 +123,7 @@ class Served:
     refit: frozenset[str] = frozenset()  # models refitted on train + val: val is history too
     files: tuple = ()  # what it was loaded from (files_read): a change means reload
     co_rated: CoRated | None = None  # the neighbours stage's lists (the default similar)
+    stale: dict[str, str] = field(default_factory=dict)  # model -> why its figures are not its own
     loaded: str = field(  # when, for /api/health (a reload shows there)
         default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime())
     )
@@ -142,7 +158,9 @@ class Served:
         board, wanted = cls.check(names)
         files = files_read(wanted)  # before reading: a change while loading shows next poll
         data = load_processed()
-        models = {name: load_served(name, params, data) for name in wanted}
+        models = {
+            name: _guarded(name, lambda n=name: load_served(n, params, data)) for name in wanted
+        }
         defaults = {}
         for task in ("topn", "rating"):
             try:
@@ -156,7 +174,7 @@ class Served:
             sp.csr_matrix(data.matrices["train"].shape),
         )
         vectors = {
-            name: unit_vectors(*model.movie_vectors())
+            name: _guarded(name, lambda m=model: unit_vectors(*m.movie_vectors()))
             for name, model in models.items()
             if "movie_vectors" in model.provides
         }
@@ -180,6 +198,7 @@ class Served:
             refit,
             files,
             load_co_rated(data),
+            stale_figures(board, list(models), data),
         )
 
     def model(self, name: str | None, task: str = "topn") -> tuple[str, Recommender]:
@@ -223,16 +242,71 @@ class Served:
         return self.seen.indices[self.seen.indptr[user] : self.seen.indptr[user + 1]]
 
     def check_k(self, k: int) -> int:
-        if not 1 <= k <= self.data.n_items:
-            raise BadRequest(f"k must be between 1 and {self.data.n_items} (got {k})")
-        return k
+        """``k`` capped at the catalogue: a list longer than every movie is every movie."""
+        if k < 1:
+            raise BadRequest(f"k must be at least 1 (got {k})")
+        return min(k, self.data.n_items)
+
+
+def check_rating(rating: float, movie_id: int | str, data: Processed) -> None:
+    """A rating the data set could hold: on its scale and, where it has few levels (whole
+    stars on ml-100k, half stars on the later releases), one of them."""
+    lo, hi = data.rating_range
+    if not (math.isfinite(rating) and lo <= rating <= hi):
+        raise BadRequest(f"rating {rating:g} of movie {movie_id} is outside {lo:g} to {hi:g}")
+    levels = data.meta.get("rating_levels") or []
+    if levels and not any(math.isclose(rating, level, abs_tol=1e-9) for level in levels):
+        shown = ", ".join(f"{level:g}" for level in levels)
+        raise BadRequest(
+            f"rating {rating:g} of movie {movie_id} is not one of {data.meta['dataset']}'s "
+            f"ratings ({shown})"
+        )
+
+
+def _folder(name: str) -> Path:
+    return BLEND_DIRS[name] if name in BLEND_DIRS else MODELS_DIR / name
+
+
+def _guarded(name: str, load: Callable[[], Any]) -> Any:
+    """The one guarded load of a served model: whatever a damaged, foreign or mismatched
+    file raises becomes one :class:`MovierecError` naming its folder and the command
+    that writes it again (a bug in a family's loader included: the server stays up)."""
+    try:
+        return load()
+    except MovierecError:
+        raise
+    except Exception as err:
+        folder = _folder(name)
+        text = " ".join(str(err).split())[:160] or "no detail"
+        raise DataError(
+            f"{folder}: cannot be served ({type(err).__name__}: {text}); "
+            f"write it again with `{rebuild_command(folder)}`"
+        ) from None
+
+
+def stale_figures(board: dict[str, Any], names: list[str], data: Processed) -> dict[str, str]:
+    """Served models whose leaderboard figures were computed from another trained state
+    or other data than the ones served (the board is from an older run): the page and
+    ``/api/models`` say so instead of showing them as these models' figures."""
+    made = board.get("made_from") or {}
+    rows = data.meta.get("rows_sha256")
+    stale = {}
+    for name in names:
+        record = made.get(name)
+        if record is None:
+            stale[name] = "the leaderboard does not say what its figures came from"
+        elif record.get("rows_sha256") != rows:
+            stale[name] = "the leaderboard's figures are from other data than data/processed"
+        elif record.get("state_sha256") != state_digest(_folder(name)):
+            stale[name] = "the leaderboard's figures are from an earlier training of this model"
+    return stale
 
 
 def files_read(names: list[str]) -> tuple:
     """Size and modification time of every file a load of ``names`` reads: the
     leaderboard, the processed data and each model's folder."""
     roots = [LEADERBOARD, PROCESSED, NEIGHBOURS_FILE]
-    roots += [BLEND_DIRS[n] if n in BLEND_DIRS else MODELS_DIR / n for n in names]
+    roots += [_folder(n) for n in names]
     seen = []
     for root in roots:
         if not root.exists():
@@ -307,15 +381,60 @@ class BoundedBody:
         await self.app(scope, receive, send)
 
 
+class Reloads:
+    """One reload at a time (by the watcher or ``POST /api/reload``): a second asking
+    while one runs gets the state being served, so at most two copies of the models are
+    ever in memory. Remembers the last attempt for ``/api/health``."""
+
+    def __init__(self, served: Served, params: Callable[[], Params] | None) -> None:
+        self.served = served
+        self.params = params
+        self.running = threading.Lock()
+        self.last: dict[str, Any] | None = None  # when, ok, why (a failure's one line)
+        self.count = {"reloaded": 0, "failed": 0}
+
+    def run(self, why: str) -> bool | None:
+        """Load again and swap in; False when the load failed (the last good models stay
+        served), None when another reload was running."""
+        if not self.running.acquire(blocking=False):
+            return None
+        try:
+            old = self.served
+            try:
+                self.served = Served.load(
+                    self.params() if self.params else old.params, list(old.models)
+                )
+            except Exception as err:  # noqa: BLE001 - whatever it was, keep serving
+                line = str(err).splitlines()[0] if str(err) else type(err).__name__
+                if not isinstance(err, MovierecError):
+                    line = f"unexpected {type(err).__name__}: {line}"
+                self.count["failed"] += 1
+                self.last = {"when": _now(), "ok": False, "trigger": why, "error": line}
+                print(f"serve: not reloaded ({why}), {line}", file=sys.stderr, flush=True)
+                return False
+            self.count["reloaded"] += 1
+            self.last = {"when": _now(), "ok": True, "trigger": why}
+            print(f"serve: reloaded {len(self.served.models)} models ({why})", flush=True)
+            return True
+        finally:
+            self.running.release()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime())
+
+
 def create_app(
     served: Served,
     params: Callable[[], Params] | None = None,
     watch: float | None = None,
+    hosts: tuple[str, ...] = (),
 ) -> FastAPI:
     """The API over ``served`` (tests pass their own; ``movierec serve`` passes the
     project's). ``params`` reads params.yaml again for a reload (default: the same
     params); ``watch``: seconds between checks of the files read (None: only on
-    ``POST /api/reload``)."""
+    ``POST /api/reload``); ``hosts``: names a request's ``Host`` may give beside the
+    localhost names and IP addresses (:class:`movierec.serve.guard.LocalOnly`)."""
     stopping = threading.Event()
 
     @contextlib.asynccontextmanager
@@ -327,33 +446,26 @@ def create_app(
         stopping.set()
 
     app = FastAPI(title="movierec", docs_url=None, redoc_url=None, lifespan=lifespan)
-    state = {"served": served}
+    reloads = Reloads(served, params)
     app.add_middleware(BoundedBody)
-    lock = threading.Lock()
+    app.add_middleware(LocalOnly, hosts=hosts)  # outermost: checked before anything else
 
     def now() -> Served:
-        return state["served"]
-
-    def load_again() -> Served:
-        old = now()
-        fresh = Served.load(params() if params else old.params, list(old.models))
-        with lock:
-            state["served"] = fresh
-        return fresh
+        return reloads.served
 
     def watcher() -> None:
+        """Polls the files read; survives every error (it is the only thing that picks
+        up a retrain), trying a failed set of files again only once they change."""
         failed = None
         while not stopping.wait(watch):
-            files = files_read(list(now().models))
-            if files == now().files or files == failed:
-                continue
             try:
-                load_again()
-                print(f"serve: reloaded {len(now().models)} models (files changed)", flush=True)
-            except MovierecError as err:  # keep serving what loaded last
-                failed = files
-                print(f"serve: not reloaded, {str(err).splitlines()[0]}", file=sys.stderr)
-
+                files = files_read(list(now().models))
+                if files == now().files or files == failed:
+                    continue
+                if reloads.run("files changed") is False:
+                    failed = files
+            except Exception as err:  # noqa: BLE001 - a watcher that dies never says so
+                print(f"serve: watcher: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
 
     @app.exception_handler(LookupFailed)
     async def _not_found(request: Request, err: LookupFailed) -> JSONResponse:
@@ -366,7 +478,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _malformed(request: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+        hidden = ("query", "path", "body", "int", "str", "float")  # where, not which type tried
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in hidden)
         return JSONResponse(
             {"error": f"{where or 'request'}: {first.get('msg', 'malformed request')}"},
             status_code=422,
@@ -410,6 +523,9 @@ def create_app(
             "movies": s.data.n_items,
             "models": list(s.models),
             "loaded": s.loaded,
+            "last_reload": reloads.last,  # a failed one: when and why (still serving these)
+            "reloads": dict(reloads.count),
+            "stale_figures": s.stale,
         }
 
     @app.get("/api/models")
@@ -421,14 +537,22 @@ def create_app(
             for row in s.board.get(task, []):
                 if row["model"] in s.models:
                     rows.setdefault(row["model"], {"model": row["model"]})[task] = row
-        return {"k": s.board.get("k"), "selected": s.defaults, "models": list(rows.values())}
+        for name, why in s.stale.items():
+            if name in rows:
+                rows[name]["stale"] = why
+        return {
+            "k": s.board.get("k"),
+            "selected": s.defaults,
+            "models": list(rows.values()),
+            "stale": s.stale,
+        }
 
     @app.get("/api/users/{user_id}/recommendations")
     async def recommendations(
         user_id: str, k: int = Query(10), model: str | None = None
     ) -> JSONResponse:
         s = now()
-        s.check_k(k)
+        k = s.check_k(k)
         name, scorer = s.model(model)
         user = s.user(user_id)
         row = scorer.score_users(np.array([user]))[0]
@@ -442,15 +566,11 @@ def create_app(
         """Recommendations for someone who is not in the data, from the ratings they post:
         folded in by a model that can score a row of ratings ("fold_in")."""
         s = now()
-        s.check_k(body.k)
+        k = s.check_k(body.k)
         name = s.able("fold_in", body.model, "score a new user")
-        lo, hi = s.data.rating_range
         items, values = [], []
         for entry in body.ratings:
-            if not lo <= entry.rating <= hi:
-                raise BadRequest(
-                    f"rating {entry.rating:g} of movie {entry.movie_id} is outside {lo:g} to {hi:g}"
-                )
+            check_rating(entry.rating, entry.movie_id, s.data)
             items.append(s.movie(str(entry.movie_id)))
             values.append(entry.rating)
         if len(set(items)) != len(items):
@@ -458,7 +578,7 @@ def create_app(
         row = sp.csr_matrix((values, ([0] * len(items), items)), shape=(1, s.data.n_items))
         scorer = s.models[name]
         scores = scorer.score_ratings(row, s.data)[0]
-        kind, recs = _ranked(s, scorer, scores, np.array(items), body.k)
+        kind, recs = _ranked(s, scorer, scores, np.array(items), k)
         return JSONResponse({"model": name, "score": kind, "recommendations": recs})
 
     @app.get("/api/users/{user_id}/explain")
@@ -470,8 +590,9 @@ def create_app(
         s = now()
         name = s.able("explain", model, "say which ratings made a score")
         user, item = s.user(user_id), s.movie(movie_id)
-        if not 1 <= k <= MAX_RATINGS:
-            raise BadRequest(f"k must be between 1 and {MAX_RATINGS} (got {k})")
+        if k < 1:
+            raise BadRequest(f"k must be at least 1 (got {k})")
+        k = min(k, MAX_RATINGS)  # more reasons than ratings posted at most: all of them
         row = s.history_row(name, user)
         parts = s.models[name].contributions(row, item, s.data)
         order = sorted(range(len(parts)), key=lambda j: (-parts[j], int(row.indices[j])))[:k]
@@ -526,7 +647,7 @@ def create_app(
         """Movies like ``movie_id``: the ``neighbours`` stage's co-rated lists by default
         (``model=co_rated``), or the nearest in a served model's movie vectors."""
         s = now()
-        s.check_k(k)
+        k = s.check_k(k)
         sources = ([CO_RATED] if s.co_rated is not None else []) + list(s.vectors)
         if not sources:
             raise NotServed(
@@ -556,8 +677,20 @@ def create_app(
         }
 
     @app.post("/api/reload")
-    def reload() -> dict[str, Any]:
-        """Load every served model again (after ``dvc repro``) and swap them in at once."""
-        return {"status": "reloaded", "models": list(load_again().models)}
+    def reload() -> JSONResponse:
+        """Load every served model again (after ``dvc repro``) and swap them in at once.
+        One at a time: while one runs, the answer is the state served (202); a failed
+        load keeps the last good models and answers 409 with its one line."""
+        done = reloads.run("POST /api/reload")
+        s = now()
+        if done is None:
+            body = {"status": "reloading", "models": list(s.models), "loaded": s.loaded}
+            return JSONResponse(body, status_code=202)
+        if done is False:
+            error = (
+                f"not reloaded: {reloads.last['error']} (still serving what loaded at {s.loaded})"
+            )
+            return JSONResponse({"error": error}, status_code=409)
+        return JSONResponse({"status": "reloaded", "models": list(s.models), "loaded": s.loaded})
 
     return app

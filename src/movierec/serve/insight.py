@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from movierec.blend.saved_rows import state_digest
 from movierec.config.params import Params
 from movierec.config.sections import InsightParams, insight_section  # noqa: F401
 from movierec.data.processed import Processed
 from movierec.models.registry import providing
 from movierec.models.trained import load_model, trained_models
 from movierec.serve.similar import movie_vectors
-from movierec.store.files import atomic_dir, atomic_path, write_json, write_text
+from movierec.store.files import atomic_dir, atomic_path, state_digest, write_json, write_text
 from movierec.store.paths import CODE, INSIGHT, MODELS_DIR
 
 # Which trained state each map and report was made from (not in git: a fresh clone
@@ -196,7 +195,9 @@ def run_insight(params: Params, data: Processed, out: Path = INSIGHT) -> list[st
         for name in reported:
             target = units / f"{name}.md"
             if name in keys and reuse.take("units", name, keys[name], target):
-                lines.append(f"{name}: hidden units unchanged (same model) -> {out}/units/{name}.md")
+                lines.append(
+                    f"{name}: hidden units unchanged (same model) -> {out}/units/{name}.md"
+                )
                 continue
             model = load_model(name, params, data)
             acts = model.hidden_units(data, "val", p.layer)

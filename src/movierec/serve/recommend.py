@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from movierec.data.processed import Processed
 from movierec.errors import LookupFailed, MovierecError
 from movierec.models.base import Recommender
 from movierec.models.registry import MODELS
-from movierec.models.trained import load_final
+from movierec.models.trained import check_scores, load_final
 from movierec.store.files import reading
 from movierec.store.paths import BLEND_DIRS, LEADERBOARD, MODELS_DIR
 from movierec.topk import top_k
@@ -33,10 +34,11 @@ def is_trained(name: str) -> bool:
 def load_served(name: str, params: Params, data: Processed) -> Recommender:
     """Any model on the leaderboard, the blends included, ready to score: the copy refitted
     on train + val where ``train.refit`` made one, as its test row reports."""
-    if name == "ensemble":
-        return load_ensemble(params, data, BLEND_DIRS[name])
-    if name == "ensemble_topn":
-        return load_topn_blend(params, data, BLEND_DIRS[name])
+    if name in BLEND_DIRS:
+        load = load_ensemble if name == "ensemble" else load_topn_blend
+        blend = load(params, data, BLEND_DIRS[name])
+        check_scores(BLEND_DIRS[name], blend, data)
+        return blend
     if name not in MODELS:
         known = [*MODELS, *BLEND_DIRS]
         raise LookupFailed(f"--model {name!r} is not a model; known: {', '.join(known)}")
@@ -65,16 +67,28 @@ def default_model(task: str, leaderboard: Path = LEADERBOARD) -> str:
     raise MovierecError(f"{leaderboard}: no trained model to serve for {task}; pass --model")
 
 
+DECIMAL = re.compile(r"-?[0-9]+")  # ASCII only: not 4_2, +42, ٤٢ or ４２ (int() takes them all)
+
+
+def parse_id(text: str, integer: bool) -> int | str | None:
+    """An id as the data stores it: a whole number of ASCII digits where ids are numbers
+    (None when ``text`` is not one), the text itself otherwise."""
+    text = text.strip()  # ids are stored without surrounding spaces (data.parse)
+    if not integer:
+        return text
+    return int(text) if DECIMAL.fullmatch(text) else None
+
+
 def user_index(data: Processed, user_id: str) -> int:
     users = data.users
     col = users["user_id"]
-    user_id = user_id.strip()  # ids are stored without surrounding spaces (data.parse)
-    try:
-        key = int(user_id) if col.dtype.is_integer() else user_id
-    except ValueError:
+    key = parse_id(user_id, col.dtype.is_integer())
+    if key is None:
         raise LookupFailed(
-            f"user {user_id!r} is not a valid id for {data.meta['dataset']} (ids are numbers)"
-        ) from None
+            f"user {user_id.strip()!r} is not a valid id for {data.meta['dataset']} "
+            "(ids are whole numbers written with the digits 0-9)"
+        )
+    user_id = str(key)
     hit = users.filter(pl.col("user_id") == key)
     if hit.height == 0:
         raise LookupFailed(
@@ -85,11 +99,13 @@ def user_index(data: Processed, user_id: str) -> int:
 
 def item_index(data: Processed, movie_id: str) -> int:
     items = data.items
-    movie_id = movie_id.strip()
-    try:
-        key = int(movie_id) if items["movie_id"].dtype.is_integer() else movie_id
-    except ValueError:
-        raise LookupFailed(f"movie {movie_id!r} is not a valid id (ids are numbers)") from None
+    key = parse_id(movie_id, items["movie_id"].dtype.is_integer())
+    if key is None:
+        raise LookupFailed(
+            f"movie {movie_id.strip()!r} is not a valid id "
+            "(ids are whole numbers written with the digits 0-9)"
+        )
+    movie_id = str(key)
     hit = items.filter(pl.col("movie_id") == key)
     if hit.height == 0:
         raise LookupFailed(
@@ -129,6 +145,7 @@ def recommend(
     score is (:func:`readable_scores`: the API shows the same)."""
     if k < 1:
         raise LookupFailed(f"-k must be at least 1 (got {k})")
+    k = min(k, data.n_items)  # a list longer than the catalogue is the catalogue
     user = user_index(data, user_id)
     model = load_served(model_name, params, data)
     scores = np.asarray(model.score_users(np.array([user])), dtype=np.float32)

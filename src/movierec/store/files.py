@@ -8,6 +8,7 @@ that a later stage would read as valid.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -75,9 +76,19 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as err:
+        raise _naming(err, target) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _naming(err: OSError, target: Path) -> OSError:
+    """The error with the artifact's path where the library left it out (a full disk
+    during ``write_parquet`` says only "No space left on device")."""
+    if err.filename is not None:
+        return err
+    return type(err)(err.errno, err.strerror or str(err), str(target))
 
 
 def _recover(target: Path) -> None:
@@ -111,6 +122,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+    except OSError as err:
+        raise _naming(err, target) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -165,3 +178,15 @@ def reading(path: str | os.PathLike[str]) -> Iterator[Path]:
             f"with `{rebuild_command(target)}`"
             + (f" (or restore it with `dvc checkout {target}`)" if in_dvc_cache(target) else "")
         ) from None
+
+
+def state_digest(model_dir: Path) -> str:
+    """SHA-256 of every file of a trained model's folder (``model.npz``, word2vec's
+    ``vectors.kv``, the refit ...): rows and maps belong to that state only."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from movierec.store.files import atomic_path, reading, write_json
+from movierec.store.files import atomic_path, reading, state_digest, write_json
 from movierec.store.paths import DETAILS, EVAL_METRICS, PER_USER
 from movierec.store.timings import is_timing, record_timings
 
@@ -51,9 +51,18 @@ def split_result(result: dict[str, Any], k: int) -> tuple[dict, dict, dict]:
     return headline, details, timings
 
 
-def write_result(name: str, result: dict[str, Any], k: int) -> None:
-    """Write the three files of one model's evaluation."""
-    result = dict(result)
+def made_from(state: Path, data_meta: dict[str, Any]) -> dict[str, Any]:
+    """What a result was computed from: the trained state (every file of its folder) and
+    the split's rows. The leaderboard keeps it, so a server can tell when the figures it
+    shows belong to other models or other data than the ones it serves."""
+    return {"state_sha256": state_digest(state), "rows_sha256": data_meta.get("rows_sha256")}
+
+
+def write_result(
+    name: str, result: dict[str, Any], k: int, made: dict[str, Any] | None = None
+) -> None:
+    """Write the three files of one model's evaluation (``made``: :func:`made_from`)."""
+    result = dict(result) | ({"made_from": made} if made else {})
     per_user = result.pop("per_user", {})
     headline, details, timings = split_result(result | {"model": name}, k)
     write_per_user(PER_USER / f"{name}.parquet", per_user)

@@ -155,16 +155,20 @@ async function start() {
       test: m.topn ? m.topn[`ndcg@${k}`] : null,
       rmse: m.rating ? m.rating.rmse : null,
       tied: m.topn && m.topn.tied_with_best,
+      stale: m.stale,
     })).sort((a, b) => (b.test ?? -1) - (a.test ?? -1));
     const fmt = (v) => (v == null ? "—" : v.toFixed(4));
     $("leaderboard").tBodies[0].replaceChildren(...rows.map((r) => {
       const tr = document.createElement("tr");
-      const mark = (r.name === board.selected.topn ? " ✓" : "") + (r.tied ? " ≈" : "");
+      const mark = (r.name === board.selected.topn ? " ✓" : "") + (r.tied ? " ≈" : "") + (r.stale ? " (stale)" : "");
       for (const text of [r.name + mark, fmt(r.val), fmt(r.test), fmt(r.rmse)]) {
         tr.appendChild(Object.assign(document.createElement("td"), { textContent: text }));
       }
+      if (r.stale) { tr.title = r.stale; tr.classList.add("stale"); }
       return tr;
     }));
+    const stale = Object.keys(board.stale || {});
+    if (stale.length) say(`Leaderboard figures of ${stale.join(", ")} are stale (${board.stale[stale[0]]}); run dvc repro.`);
   } catch (err) { say(err.message); }
 }
 
