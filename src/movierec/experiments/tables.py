@@ -137,6 +137,19 @@ def record(path: Path) -> str:
     return "\n".join(lines)
 
 
+def wrk(path: Path) -> str:
+    """``bench/serve_wrk.py``'s record: each model's wrk runs, one row a run."""
+    found = _json(path)
+    lines = ["| model | run | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
+    for name, runs in found["models"].items():
+        for i, r in enumerate(runs, start=1):
+            lines.append(
+                f"| {name} | {i} | {r['requests_per_second']:.0f} | {r['p50_ms']} | "
+                f"{r['p99_ms']} | {r['non_2xx']} |"
+            )
+    return "\n".join(lines)
+
+
 def neighbours(path: Path) -> str:
     """``metrics/neighbours.json``: every candidate list on val (which selects, ✓) and
     test (which reports)."""
@@ -166,6 +179,7 @@ KINDS: dict[str, Callable[[Path], str]] = {
     "ranking": ranking,
     "file": file,
     "record": record,
+    "wrk": wrk,
 }
 
 

@@ -43,6 +43,7 @@ from movierec.data.processed import Processed, load_processed
 from movierec.errors import DataError, LookupFailed, MovierecError
 from movierec.models.base import Recommender
 from movierec.serve.guard import LocalOnly
+from movierec.serve.prepared import PreparedRows, prepared
 from movierec.serve.recommend import (
     default_model,
     is_trained,
@@ -161,6 +162,10 @@ class Served:
         models = {
             name: _guarded(name, lambda n=name: load_served(n, params, data)) for name in wanted
         }
+        for name in set(models) & set(BLEND_DIRS):  # a request reads a row, not every member's
+            models[name] = _guarded(
+                name, lambda m=models[name]: prepared(m, data.n_users, data.n_items)
+            )
         defaults = {}
         for task in ("topn", "rating"):
             try:
@@ -525,6 +530,11 @@ def create_app(
             "loaded": s.loaded,
             "last_reload": reloads.last,  # a failed one: when and why (still serving these)
             "reloads": dict(reloads.count),
+            "preparing": [  # blends still scored per request until their rows are ready
+                n
+                for n, m in s.models.items()
+                if isinstance(m, PreparedRows) and not m.ready.is_set()
+            ],
             "stale_figures": s.stale,
         }
 
