@@ -225,11 +225,21 @@ def cmd_check_params(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from movierec.experiments.compare import compare
+    from movierec.experiments.compare import compare, compare_models
 
     if not 100 <= args.bootstrap <= 100_000:  # beyond, the p-values move by < 0.001
         raise ConfigError(f"--bootstrap must be between 100 and 100000 (got {args.bootstrap})")
-    text = compare(args.a, args.b, n_boot=args.bootstrap)
+    if args.models:
+        if args.a is not None:
+            raise ConfigError("compare: give two revisions, or --models A B (not both)")
+        from movierec.config.sections import eval_section
+
+        a, b = args.models
+        text = compare_models(a, b, eval_section(_params()).k[0], n_boot=args.bootstrap)
+    elif args.a is None:
+        raise ConfigError("compare: name a revision to compare with (e.g. HEAD), or --models A B")
+    else:
+        text = compare(args.a, args.b, n_boot=args.bootstrap)
     if args.out:
         from movierec.store.files import write_text
 
@@ -542,9 +552,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare", help="metric changes between two revisions, each tested for significance"
     )
-    p.add_argument("a", help="git revision or DVC experiment name (the baseline)")
+    p.add_argument("a", nargs="?", help="git revision or DVC experiment name (the baseline)")
     p.add_argument("b", nargs="?", default="workspace", help="the other side (default: workspace)")
     p.add_argument("--bootstrap", type=int, default=2000, help="resamples (default 2000)")
+    p.add_argument(
+        "--models",
+        nargs=2,
+        metavar=("A", "B"),
+        help="compare two models of this workspace instead (B against A, one table)",
+    )
     p.add_argument("--out", help="also write the table (markdown) here")
     p.set_defaults(func=cmd_compare)
 

@@ -181,3 +181,39 @@ def test_families_left_out_of_train_models_are_not_listed(four_models):
     board = build_leaderboard(details, exclude=stale)
     names = {r["model"] for r in board["rating"]} | {r["model"] for r in board["topn"]}
     assert names == {"ensemble", "mf", "svd", "pop"}
+
+
+def test_every_model_is_set_against_its_floor(four_models):
+    folder, _ = four_models
+    out = significance(k=10, n_boot=500, alpha=0.05, seed=0, folder=folder)
+    rmse, ndcg = out["rmse"], out["ndcg@10"]
+    assert rmse["floor"] == "bias" and ndcg["floor"] == "pop"
+    # mf and svd: 1/1.5 of bias's squared errors; the blend lower still
+    assert rmse["vs_floor"] == {"ensemble": "above", "mf": "above", "svd": "above"}
+    assert ndcg["vs_floor"]["ensemble"] == "above" and "pop" not in ndcg["vs_floor"]
+    text = render(out, "test")
+    assert "vs floor bias (95% CI)" in text and "vs floor pop (95% CI)" in text
+    assert "| bias | " in text and "the floor |" in text and "above the floor |" in text
+
+
+def test_a_model_level_with_its_floor_says_so(four_models):
+    from movierec.evaluation.significance import floor_verdict
+
+    assert floor_verdict({"significant": False, "difference": -0.3}, lower=True) == "level"
+    assert floor_verdict({"significant": True, "difference": 0.01}, lower=True) == "below"
+    assert floor_verdict({"significant": True, "difference": 0.01}, lower=False) == "above"
+
+
+def test_compare_two_models_of_the_workspace_in_one_table(four_models):
+    from movierec.experiments.compare import compare_models
+
+    folder, _ = four_models
+    text = compare_models("bias", "mf", 10, n_boot=500, folder=folder)
+    rows = [
+        line for line in text.splitlines() if line.startswith("| rmse") or line.startswith("| ndcg")
+    ]
+    assert len(rows) == 2 and all(row.endswith("| mf better |") for row in rows)
+    ranker = compare_models("pop", "mf", 10, n_boot=500, folder=folder)
+    assert "| ndcg@10 |" in ranker and "| rmse |" not in ranker  # pop has no RMSE
+    noise = compare_models("mf", "svd", 10, n_boot=500, folder=folder)
+    assert "| rmse |" in noise and "noise |" in noise

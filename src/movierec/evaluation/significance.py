@@ -42,6 +42,18 @@ class Sample:
     ndcg: np.ndarray
 
 
+# Each metric's floor: the simplest honest model, the first thing a new family must beat
+# (docs/models/adding.md): the user and movie biases for ratings, popularity for top-N.
+FLOORS = {"rmse": "bias", "ndcg": "pop"}
+
+
+FLOOR_WORDS = {"above": "above the floor", "level": "level with it", "below": "below the floor"}
+
+
+def floor_of(metric: str) -> str:
+    return FLOORS[metric.split("@")[0]]
+
+
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control, any dependence)."""
     p = np.asarray(p_values, dtype=np.float64)
@@ -160,14 +172,27 @@ def metric_table(
     singles = [m for m in ranked if m not in blends]
     best_blend = next((m for m in ranked if m in blends), None)  # the blend made for this metric
     blend_vs_single = [_pair(pairs, best_blend, singles[0])] if best_blend and singles else []
+    floor = floor_of(metric) if floor_of(metric) in samples else None
     return {
         "lower_is_better": lower,
         "best": best,
         "values": {m: value[m] for m in ranked},
         "not_significantly_worse_than_best": tied,
         "blend_vs_best_single": blend_vs_single,
+        "floor": floor,
+        "vs_floor": {m: floor_verdict(_pair(pairs, m, floor), lower) for m in ranked if m != floor}
+        if floor
+        else {},
         "pairs": pairs,
     }
+
+
+def floor_verdict(p: dict[str, Any], lower: bool) -> str:
+    """``above`` / ``below`` the floor when the difference is significant, else ``level``."""
+    if not p["significant"]:
+        return "level"
+    better = p["difference"] < 0 if lower else p["difference"] > 0
+    return "above" if better else "below"
 
 
 def _pair(pairs: list[dict[str, Any]], x: str | None, y: str) -> dict[str, Any]:
@@ -217,7 +242,9 @@ def render(result: dict[str, Any], title: str) -> str:
         f"Paired over test users: difference with its 95% bootstrap interval "
         f"({result['bootstrap']} resamples of users), Wilcoxon signed-rank p-value, "
         f"Holm-adjusted over all pairs; significant = adjusted p < {result['alpha']} and "
-        "the interval excludes 0. ≈ marks a model not significantly worse than the best.",
+        "the interval excludes 0. ≈ marks a model not significantly worse than the best. "
+        "Each model is also set against its metric's floor (bias for RMSE, pop for top-N): "
+        "above, level with or below it.",
     ]
     for metric, table in result.items():
         if not isinstance(table, dict):
@@ -228,16 +255,28 @@ def render(result: dict[str, Any], title: str) -> str:
             f"## {metric.upper() if metric == 'rmse' else metric.replace('ndcg', 'NDCG')} "
             f"({'lower' if table['lower_is_better'] else 'higher'} is better): best {best}",
             "",
-            f"| model | {metric} | vs {best} (95% CI) | p (Holm) | |",
-            "|---|---:|---:|---:|---|",
         ]
+        floor = table.get("floor")
+        head = f"| model | {metric} | vs {best} (95% CI) | p (Holm) | |"
+        rule = "|---|---:|---:|---:|---|"
+        if floor:
+            head += f" vs floor {floor} (95% CI) | p (Holm) | |"
+            rule += "---:|---:|---|"
+        lines += [head, rule]
         for model, value in table["values"].items():
             if model == best:
-                lines.append(f"| **{model}** | {value:.4f} | — | — | best |")
-                continue
-            p = _pair(table["pairs"], model, best)
-            mark = "≈" if model in table["not_significantly_worse_than_best"] else "worse"
-            lines.append(f"| {model} | {value:.4f} | {_fmt_diff(p)} | {p['p_holm']:.3g} | {mark} |")
+                cells = [f"**{model}**", f"{value:.4f}", "—", "—", "best"]
+            else:
+                p = _pair(table["pairs"], model, best)
+                mark = "≈" if model in table["not_significantly_worse_than_best"] else "worse"
+                cells = [model, f"{value:.4f}", _fmt_diff(p), f"{p['p_holm']:.3g}", mark]
+            if floor and model == floor:
+                cells += ["—", "—", "the floor"]
+            elif floor:
+                p = _pair(table["pairs"], model, floor)
+                verdict = table["vs_floor"][model]
+                cells += [_fmt_diff(p), f"{p['p_holm']:.3g}", FLOOR_WORDS[verdict]]
+            lines.append("| " + " | ".join(cells) + " |")
         for p in table["blend_vs_best_single"]:
             verdict = "significant" if p["significant"] else "not significant"
             lines += [

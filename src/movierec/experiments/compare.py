@@ -203,3 +203,51 @@ def render(a: Side, b: Side, rows: list[dict[str, Any]]) -> str:
 def compare(rev_a: str, rev_b: str = WORKSPACE, n_boot: int = 2000, alpha: float = 0.05) -> str:
     a, b = Side.load(rev_a), Side.load(rev_b)
     return render(a, b, compare_sides(a, b, n_boot, alpha))
+
+
+def compare_models(
+    a: str, b: str, k: int, n_boot: int = 2000, alpha: float = 0.05, folder: Path = PER_USER
+) -> str:
+    """Two models of the workspace on the same test users, one table: each metric both
+    define (RMSE, NDCG@k), the difference ``b - a`` with its paired bootstrap interval and
+    Wilcoxon p-value (Holm over the metrics compared), and whether it is significant."""
+    from movierec.evaluation.significance import load_samples
+
+    rows = []
+    for metric in ("rmse", f"ndcg@{k}"):
+        samples = load_samples(metric, folder)
+        missing = [m for m in (a, b) if not (folder / f"{m}.parquet").is_file()]
+        if missing:
+            have = sorted(p.stem for p in folder.glob("*.parquet") if not p.name.startswith("."))
+            raise ConfigError(
+                f"--models: {missing[0]} has no test results in {folder} (models with "
+                f"results: {', '.join(have) or 'none; run dvc repro'})"
+            )
+        if a in samples and b in samples:
+            rows.append((metric, compare_pair(metric, samples[b], samples[a], n_boot, seed=0)))
+    if not rows:
+        raise ConfigError(f"--models: {a} and {b} share no metric (a ranker has no RMSE)")
+    for (_, pair), adjusted in zip(
+        rows, holm(np.array([p["p_value"] for _, p in rows])), strict=True
+    ):
+        pair["p_holm"] = float(adjusted)
+    lines = [
+        f"# {a} -> {b} (this workspace, test users both were judged on)",
+        "",
+        f"Difference {b} - {a} with its 95% paired bootstrap interval ({n_boot} resamples of "
+        f"users) and Wilcoxon signed-rank p-value, Holm-adjusted over the metrics shown; "
+        f"significant = adjusted p < {alpha} and the interval excludes 0.",
+        "",
+        f"| metric | {a} | {b} | change (95% CI) | p (Holm) | users | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for metric, p in rows:
+        significant = p["p_holm"] < alpha and (p["ci_high"] < 0 or p["ci_low"] > 0)
+        better = (p["difference"] < 0) == (metric == "rmse")
+        verdict = (f"{b} better" if better else f"{b} worse") if significant else "noise"
+        lines.append(
+            f"| {metric} | {p['b_value']:.4f} | {p['a_value']:.4f} | {p['difference']:+.4f} "
+            f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] | {p['p_holm']:.3g} | {p['users']} | "
+            f"{verdict} |"
+        )
+    return "\n".join(lines) + "\n"
