@@ -79,6 +79,30 @@ def _column_titles(driver) -> list[list[str]]:
     ]
 
 
+def _get_json(server: str, path: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server + path, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def _in_view(driver, element_id: str) -> bool:
+    """Whether the element's top lies inside the window (not below the cards)."""
+    return driver.execute_script(
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return r.top >= 0 && r.top < window.innerHeight && r.height > 0;",
+        element_id,
+    )
+
+
+def test_the_favicon_is_served(server):
+    import urllib.request
+
+    with urllib.request.urlopen(server + "/favicon.ico", timeout=10) as answer:
+        assert answer.status == 200 and answer.headers["content-type"].startswith("image/svg")
+
+
 def load_history_titles(user_id: str) -> set[str]:
     data = load_processed()
     user = int(data.users.filter(data.users["user_id"] == int(user_id))["user"].item())
@@ -99,6 +123,12 @@ def test_a_person_compares_models_and_rates_as_a_new_user(server, browser, tmp_p
     history, *models = _column_titles(browser)
     assert history and all(len(titles) == 10 and all(titles) for titles in models)
     assert not set(history) & set(models[0]), "a recommendation is never a movie the user rated"
+    assert f"user={user_id}" in browser.current_url and "models=" in browser.current_url
+    picked = [b.get_attribute("value") for b in browser.find_elements(By.CSS_SELECTOR, "#model-picks input:checked")]
+    selected = _get_json(server, "/api/models")["selected"]
+    assert picked == [selected["topn"], selected["rating"]], "validation's picks are ticked"
+    board = browser.find_element(By.ID, "leaderboard").text
+    assert "bias (floor)" in board and browser.find_element(By.LINK_TEXT, "API documentation")
     browser.save_screenshot(str(shots / "user.png"))
 
     column = browser.find_elements(By.CSS_SELECTOR, "#columns .column")[1]
@@ -108,7 +138,20 @@ def test_a_person_compares_models_and_rates_as_a_new_user(server, browser, tmp_p
     because = [li.find_element(By.CSS_SELECTOR, ".title").text for li in browser.find_elements(By.CSS_SELECTOR, "#why-list li")]
     assert set(because) <= set(load_history_titles(user_id)), "the reasons are the user's own ratings"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#similar-list li")) == 10
+    wait.until(lambda d: _in_view(d, "why"))
     browser.save_screenshot(str(shots / "why.png"))
+
+    browser.set_window_size(390, 844)  # a phone: the explanation still opens in view
+    browser.execute_script("window.scrollTo(0, 0)")
+    column = browser.find_elements(By.CSS_SELECTOR, "#columns .column")[1]
+    column.find_elements(By.CSS_SELECTOR, "li .title")[1].click()
+    wait.until(lambda d: _in_view(d, "similar-title"))
+    browser.save_screenshot(str(shots / "why-phone.png"))
+    browser.set_window_size(1280, 1600)
+
+    browser.get(f"{server}/?user={user_id}&models={selected['topn']}")  # a shared link
+    wait.until(lambda d: len(_column_titles(d)) == 2 and len(_column_titles(d)[1]) == 10)
+    assert _column_titles(browser)[1] == models[0]
 
     browser.find_element(By.ID, "new-user").click()
     wait.until(ready.visibility_of_element_located((By.ID, "search-q")))

@@ -506,6 +506,11 @@ def create_app(
         movies on a click, a new user's list as they rate, and the leaderboard."""
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """What every browser asks for first (a 404 in its console otherwise)."""
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/docs", include_in_schema=False)
     async def api_docs():
         """The OpenAPI page, its assets served from the package (FastAPI's default page

@@ -2,6 +2,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = { board: null, ratings: new Map() };
+const FLOORS = ["bias", "pop"];  // what every model must beat: the leaderboard marks them
 
 async function api(path, options) {
   const answer = await fetch(path, options);
@@ -58,6 +59,9 @@ function pickedModels() {
 async function showUser(userId) {
   say("");
   $("columns").replaceChildren();
+  // a link to this view: /?user=42&models=ease,bias
+  const view = new URLSearchParams({ user: userId, models: pickedModels().join(",") });
+  history.replaceState(null, "", `?${view}`);
   try {
     const history = await api(`/api/users/${encodeURIComponent(userId)}/history`);
     const list = column(`User ${userId}: rated`, `${history.ratings.length} ratings, best first`);
@@ -86,6 +90,7 @@ async function showWhy(why, movie) {
   $("why-title").textContent = `Why ${answer.model} scores ${movie.title}: you rated`;
   $("why-list").replaceChildren(...answer.because.map((m) => movieItem(m, scoreSpan(`${m.rating}★ · ${(100 * m.share).toFixed(0)}%`))));
   $("why").hidden = false;
+  $("similar").scrollIntoView({ block: "start", behavior: "smooth" });
 }
 
 async function showSimilar(movie) {
@@ -94,6 +99,7 @@ async function showSimilar(movie) {
     $("similar").hidden = false;
     $("similar-title").textContent = `Like ${movie.title} (${near.model})`;
     $("similar-list").replaceChildren(...near.similar.map((m) => movieItem(m, scoreSpan(m.similarity.toFixed(2)))));
+    $("similar").scrollIntoView({ block: "start", behavior: "smooth" });  // next to the click, in view
   } catch (err) { say(err.message); }
 }
 
@@ -141,10 +147,12 @@ async function start() {
     const [health, board] = await Promise.all([api("/api/health"), api("/api/models")]);
     state.board = board;
     $("dataset").textContent = `${health.dataset}: ${health.users} users, ${health.movies} movies, ${health.models.length} models`;
-    const order = [board.selected.topn, ...board.models.map((m) => m.model)].filter((m, i, all) => m && all.indexOf(m) === i);
-    order.forEach((name, i) => {
+    const asked = new URLSearchParams(location.search);
+    const picks = asked.get("models") ? asked.get("models").split(",") : [board.selected.topn, board.selected.rating];
+    const order = [...picks, ...board.models.map((m) => m.model)].filter((m, i, all) => m && all.indexOf(m) === i && board.models.some((x) => x.model === m));
+    order.forEach((name) => {
       const label = document.createElement("label");
-      const box = Object.assign(document.createElement("input"), { type: "checkbox", value: name, checked: i < 2 });
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", value: name, checked: picks.includes(name) });
       label.append(box, ` ${name}`);
       $("model-picks").appendChild(label);
     });
@@ -160,7 +168,8 @@ async function start() {
     const fmt = (v) => (v == null ? "—" : v.toFixed(4));
     $("leaderboard").tBodies[0].replaceChildren(...rows.map((r) => {
       const tr = document.createElement("tr");
-      const mark = (r.name === board.selected.topn ? " ✓" : "") + (r.tied ? " ≈" : "") + (r.stale ? " (stale)" : "");
+      const floor = FLOORS.includes(r.name) ? " (floor)" : "";
+      const mark = (r.name === board.selected.topn ? " ✓" : "") + (r.tied ? " ≈" : "") + floor + (r.stale ? " (stale)" : "");
       for (const text of [r.name + mark, fmt(r.val), fmt(r.test), fmt(r.rmse)]) {
         tr.appendChild(Object.assign(document.createElement("td"), { textContent: text }));
       }
@@ -169,6 +178,7 @@ async function start() {
     }));
     const stale = Object.keys(board.stale || {});
     if (stale.length) say(`Leaderboard figures of ${stale.join(", ")} are stale (${board.stale[stale[0]]}); run dvc repro.`);
+    if (asked.get("user")) { $("user-id").value = asked.get("user"); showUser(asked.get("user")); }
   } catch (err) { say(err.message); }
 }
 
