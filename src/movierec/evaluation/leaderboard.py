@@ -166,21 +166,41 @@ def write_leaderboard(board: dict[str, Any], title: str, out_dir: Path = METRICS
     write_text(out_dir / "leaderboard.csv", "\n".join(csv) + "\n")
 
 
-CURVE_LABELS = {"val_rmse": "val RMSE", "train_loss": "train loss"}
+def _curve_of(name: str) -> str | None:
+    """Which curve table a training log belongs to: the val metric that selects the
+    epoch (``rmse``: val RMSE of rating models, ``ndcg``: val NDCG@k of rankers) or the
+    training ``loss``. Short names: the plots page repeats a row's file name in every
+    point it draws, and the page is kept under 1 MB."""
+    if name == "val_rmse":
+        return "rmse"
+    if name == "train_loss":
+        return "loss"
+    return "ndcg" if name.startswith("val_ndcg@") else None
 
 
 def write_curves(train_dir: Path = TRAIN_METRICS, out: Path = CURVES):
-    """One long table of every iterative model's learning curves (model, epoch, metric,
-    value) for the comparison and per-model charts; one-shot models have no curve."""
-    lines = ["model,epoch,metric,value"]
+    """One table per curve (``curves.rmse.csv``, ``.ndcg.csv``, ``.loss.csv``: model, epoch,
+    value to 4 significant digits) of every iterative model, so each chart holds one
+    metric and reads only its own rows; one-shot models have no curve."""
+    tables: dict[str, list[str]] = {n: ["model,epoch,value"] for n in CURVE_TABLES}
     for folder in (
         sorted(p for p in train_dir.iterdir() if p.is_dir()) if train_dir.is_dir() else []
     ):
-        for key, label in CURVE_LABELS.items():
-            path = folder / "plots" / "metrics" / f"{key}.tsv"
-            if not path.is_file():
+        logs = folder / "plots" / "metrics"
+        for path in sorted(logs.glob("*.tsv")) if logs.is_dir() else []:
+            table = _curve_of(path.stem)
+            if table is None:
                 continue
             for row in path.read_text().splitlines()[1:]:
                 step, value = row.split("\t")[:2]
-                lines.append(f"{folder.name},{int(step) + 1},{label},{float(value):.6g}")
-    write_text(out, "\n".join(lines) + "\n")
+                tables[table].append(f"{folder.name},{int(step) + 1},{float(value):.4g}")
+    for name, lines in tables.items():
+        write_text(curve_table(name, out), "\n".join(lines) + "\n")
+
+
+def curve_table(name: str, curves: Path = CURVES) -> Path:
+    """``metrics/curves.<name>.csv``: beside the leaderboard, written by the same stage."""
+    return curves.with_name(f"{curves.name}.{name}.csv")
+
+
+CURVE_TABLES = ("rmse", "ndcg", "loss")

@@ -43,7 +43,7 @@ NEIGHBOURS_METRICS = METRICS / "neighbours.json"  # neighbours: every candidate 
 INSIGHT = METRICS / "insight"  # insight: maps and unit reports
 SIGNIFICANCE = METRICS / "significance.json"  # significance (and .md beside it)
 LEADERBOARD = METRICS / "leaderboard.json"  # report (and .md beside it)
-CURVES = METRICS / "curves.csv"  # report: every training curve in one table
+CURVES = METRICS / "curves"  # report: one table per curve (val rmse, val ndcg, train loss)
 MACHINE = METRICS / "machine.json"  # report: the machine the metrics came from
 COMPARE = METRICS / "compare"  # movierec compare / repeat: OUT.json and OUT.md
 
