@@ -4,7 +4,7 @@
                           [--workers 2] [--fold-in] [--out FILE]
 
 Starts the server from the project in the current folder (it must have run
-`dvc repro`), waits for /api/health, then each client asks for the top-10 of a random
+`dvc repro`), waits for /api/health (and the blends' prepared rows), then each client asks for the top-10 of a random
 user (seeded) as fast as it can, on one kept-alive connection; with --fold-in each
 request is a new user instead: ten random movies rated 1 to 5, posted to
 /api/recommendations. Prints and writes (--out, default
@@ -117,6 +117,9 @@ def main() -> None:
                 time.sleep(0.05)
         startup = time.perf_counter() - t0
         time.sleep(3.0 if args.workers > 1 else 0.0)  # the other workers load too
+        ready_by = time.perf_counter() + 180  # the blends prepare their rows after start
+        while get_json(f"{base}/api/health").get("preparing") and time.perf_counter() < ready_by:
+            time.sleep(0.5)
         users = [str(u) for u in range(1, health["users"] + 1)]
         found = [
             m["movie_id"]
