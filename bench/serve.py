@@ -36,6 +36,30 @@ def get_json(url: str) -> dict:
         return json.loads(answer.read())
 
 
+def start_server(
+    port: int, flags: list[str], cwd: Path | None = None, seconds: float = 120.0, quiet=False
+) -> tuple[subprocess.Popen, dict]:
+    """`movierec serve --port PORT FLAGS` started in ``cwd``, once /api/health answers:
+    the process and that first answer (the bench scripts beside this one start it so).
+    ``quiet``: its stderr too is dropped (a soak makes it print a line per failure)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "movierec", "serve", "--port", str(port), *flags],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if quiet else None,
+    )
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        try:
+            return server, get_json(f"http://127.0.0.1:{port}/api/health")
+        except OSError:
+            if server.poll() is not None:
+                raise SystemExit("serve stopped before answering; see its error above") from None
+            time.sleep(0.1)
+    server.terminate()
+    raise SystemExit(f"serve did not answer /api/health within {seconds:.0f} s")
+
+
 async def client(
     seed: int, port: int, stop: float, requests: list[bytes], latencies: list[float]
 ) -> int:

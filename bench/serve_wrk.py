@@ -19,15 +19,11 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=2.0) as answer:
-        return json.loads(answer.read())
+sys.path.insert(0, str(HERE))
+from serve import get_json, start_server  # noqa: E402  (bench/serve.py)
 
 
 def milliseconds(text: str) -> float:
@@ -57,31 +53,9 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("serve_wrk: wrk is not installed (Debian: apt-get install wrk)")
     base = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "movierec",
-            "serve",
-            "--port",
-            str(args.port),
-            "--workers",
-            "1",
-            "--watch",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    started = time.perf_counter()
+    server, health = start_server(args.port, ["--workers", "1", "--watch", "0"])
     try:
-        started = time.perf_counter()
-        for _ in range(1200):
-            try:
-                health = get_json(f"{base}/api/health")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("serve_wrk: the server did not come up")
         startup = time.perf_counter() - started
         while get_json(f"{base}/api/health").get("preparing"):  # blends' rows: in the background
             time.sleep(0.5)

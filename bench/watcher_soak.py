@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import client, get_json  # noqa: E402  (the load generator of bench/serve.py)
+from serve import client, get_json, start_server  # noqa: E402  (the load generator of bench/serve.py)
 
 
 def copy_project(models: list[str], into: Path) -> None:
@@ -88,32 +87,10 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="movierec-soak-"))
     copy_project(models, scratch)
     base = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "movierec",
-            "serve",
-            "--port",
-            str(args.port),
-            "--watch",
-            "0.2",
-            "--models",
-            *models,
-        ],
-        cwd=scratch,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server, _ = start_server(
+        args.port, ["--watch", "0.2", "--models", *models], cwd=scratch, seconds=60, quiet=True
     )
     try:
-        for _ in range(600):
-            try:
-                get_json(f"{base}/api/health")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("the server did not come up")
         users = get_json(f"{base}/api/health")["users"]
         user_ids = [str(u) for u in range(1, min(users, 900))]
         host = f"Host: 127.0.0.1:{args.port}\r\n"

@@ -19,3 +19,15 @@ def trained_project() -> Params:
         evaluate_model(name, params)
     write_leaderboard(build_leaderboard(), "tiny", METRICS)
     return params
+
+
+def wait_for(condition, seconds: float = 15.0) -> bool:
+    """Poll ``condition`` every 50 ms until it holds (True) or ``seconds`` pass (False)."""
+    import time
+
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

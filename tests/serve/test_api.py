@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from served_project import SERVED, trained_project  # noqa: E402  (tests/serve)
+from served_project import SERVED, trained_project, wait_for  # noqa: E402  (tests/serve)
 
 from movierec.cli import main as cli_main
 from movierec.data.processed import load_processed
@@ -288,17 +288,6 @@ def test_a_body_without_a_length_is_refused(client):
     assert answer.status_code == 411 and "Content-Length" in answer.json()["error"]
 
 
-def _wait_for(condition, seconds: float = 10.0) -> bool:
-    import time
-
-    stop = time.monotonic() + seconds
-    while time.monotonic() < stop:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_retrained_files_are_picked_up_and_a_broken_one_is_not(tiny_project):
     import os
     import time
@@ -315,7 +304,7 @@ def test_retrained_files_are_picked_up_and_a_broken_one_is_not(tiny_project):
         first = watched.get("/api/health").json()["loaded"]
         time.sleep(1.1)  # "loaded" is to the second
         train_model("ease", params)  # dvc repro retrains a model: its folder is replaced
-        assert _wait_for(lambda: watched.get("/api/health").json()["loaded"] != first)
+        assert wait_for(lambda: watched.get("/api/health").json()["loaded"] != first)
         second = watched.get("/api/health").json()["loaded"]
         time.sleep(1.1)
         (MODELS_DIR / "ease" / "model.npz").write_bytes(b"half a file")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from served_project import SERVED, trained_project
+from served_project import SERVED, trained_project, wait_for
 
 from movierec.cli import main as cli_main
 from movierec.data.processed import load_processed
@@ -87,7 +87,7 @@ def test_the_watcher_survives_damage_and_takes_the_next_good_file(tiny_project):
         for how in ("another family's arrays", "arrays of the wrong shape", "truncated"):
             EASE.write_bytes(good)
             DAMAGE[how](EASE)
-            assert _wait(
+            assert wait_for(
                 lambda: (client.get("/api/health").json()["last_reload"] or {}).get("ok") is False
             )
             health = client.get("/api/health").json()
@@ -96,17 +96,8 @@ def test_the_watcher_survives_damage_and_takes_the_next_good_file(tiny_project):
             assert answer.status_code == 200 and answer.json() == before
             client.post("/api/reload", json={})  # reset last_reload for the next round
         EASE.write_bytes(good)
-        assert _wait(lambda: client.get("/api/health").json()["last_reload"]["ok"] is True)
+        assert wait_for(lambda: client.get("/api/health").json()["last_reload"]["ok"] is True)
         assert client.get(f"/api/users/{user}/recommendations?model=ease").json() == before
-
-
-def _wait(condition, seconds: float = 15.0) -> bool:
-    stop = time.monotonic() + seconds
-    while time.monotonic() < stop:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_failed_reload_is_409_and_keeps_serving(tiny_project):
