@@ -249,6 +249,15 @@ def test_a_huge_k_is_the_catalogue_at_once(client):
     assert huge.status_code == 200 and len(huge.json()["recommendations"]) == len(recs)
 
 
+def test_a_huge_k_of_similar_movies_is_every_movie_at_once(client):
+    n = load_processed().n_items
+    movie = load_processed().items["movie_id"][0]
+    start = time.perf_counter()
+    answer = client.get(f"/api/movies/{movie}/similar?k=1000000000&model=ease")
+    assert time.perf_counter() - start < 5.0  # padded to k: minutes and gigabytes
+    assert answer.status_code == 200 and 0 < len(answer.json()["similar"]) < n
+
+
 # ---------------------------------------------------------------- strict input
 
 

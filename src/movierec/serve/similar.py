@@ -91,10 +91,7 @@ def co_rated(data: Processed, lists: CoRated | None, item: int, k: int) -> list[
     """The ``k`` first of ``item``'s list (fewer where fewer movies share its raters)."""
     if lists is None:
         raise LookupFailed(f"{NEIGHBOURS_FILE}: no similar-movie lists yet; run `dvc repro neighbours`")
-    if k > lists.keep:
-        raise MovierecError(
-            f"{CO_RATED} keeps {lists.keep} movies per movie (neighbours.keep); ask for at most that"
-        )
+    k = min(k, lists.keep)  # the list is neighbours.keep long: more is all of it
     best = lists.order[item, :k]
     keep = best >= 0
     if not keep.any():
@@ -158,6 +155,6 @@ def similar(
     sims = vectors @ vectors[item]
     sims[~has] = -np.inf
     sims[item] = -np.inf
-    best = top_k(sims[None], k)[0]
+    best = top_k(sims[None], min(k, len(sims)))[0]  # never padded past the catalogue
     best = best[best >= 0]
     return _rows(data, best, sims[best])
